@@ -24,12 +24,12 @@ type TB interface {
 // Fake is a runner.Runner that replies to expected commands in order.
 // It is safe for concurrent use.
 type Fake struct {
-	t         TB
-	mu        sync.Mutex
-	expected  []*Call
-	calls     []runner.Command
-	stdins    []string
-	anyOrder  bool
+	t        TB
+	mu       sync.Mutex
+	expected []*Call
+	calls    []runner.Command
+	stdins   []string
+	anyOrder bool
 }
 
 // New returns a Fake bound to t. Expectations are matched in the order they
