@@ -1,0 +1,128 @@
+package configconv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrChangedSinceRead is returned by FileEdit.Apply when the file no longer
+// holds the content the edit was planned from.
+var ErrChangedSinceRead = errors.New("configconv: file changed since it was read")
+
+// FileEdit is a planned change of one file's content. The Plan functions
+// build it from the file on disk without writing anything, so a dry run and
+// a real run share the same code: the first prints Diff, the second calls
+// Apply.
+type FileEdit struct {
+	// Path is the file's path.
+	Path string
+	// Before is the content read from Path, and After the content to write.
+	Before, After []byte
+}
+
+// Changed reports whether applying the edit would change the file.
+func (e FileEdit) Changed() bool { return !bytes.Equal(e.Before, e.After) }
+
+// Diff returns the change as a unified diff, or "" when nothing changes.
+func (e FileEdit) Diff() string { return UnifiedDiff(e.Path, e.Before, e.After) }
+
+// Apply writes After to Path atomically, keeping the file's mode and owner.
+// It does nothing when the edit changes nothing. It returns
+// ErrChangedSinceRead, and writes nothing, when the file's content is no
+// longer Before.
+func (e FileEdit) Apply() error {
+	if !e.Changed() {
+		return nil
+	}
+	current, err := os.ReadFile(e.Path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", e.Path, err)
+	}
+	if !bytes.Equal(current, e.Before) {
+		return fmt.Errorf("writing %s: %w; plan the edit again", e.Path, ErrChangedSinceRead)
+	}
+	return WriteFileAtomic(e.Path, e.After)
+}
+
+// WriteFileAtomic replaces the regular file at path with data so that a
+// crash leaves either the old or the new content, never a mix. It writes a
+// temporary file in the same directory, syncs it, gives it the old file's
+// mode and owner, renames it over path and syncs the directory. The file
+// must exist. A symbolic link at path is rejected, because renaming over it
+// would replace the link instead of the file it names.
+func WriteFileAtomic(path string, data []byte) (err error) {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("writing %s: not a regular file (mode %s); edit the file it names instead",
+			path, info.Mode().Type())
+	}
+
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", tmp.Name(), err)
+	}
+	if err := keepOwner(tmp, info); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// keepOwner gives f the owner of the file described by info. A process that
+// may not change owners (not root) creates files it already owns, so a
+// failed chown only matters when the owner differs.
+func keepOwner(f *os.File, info fs.FileInfo) error {
+	stat, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	uid, gid := int(stat.Uid), int(stat.Gid)
+	err := f.Chown(uid, gid)
+	if err == nil || (uid == os.Getuid() && gid == os.Getgid()) {
+		return nil
+	}
+	return fmt.Errorf("keeping owner %d:%d of %s: %w; run as root or as the file's owner",
+		uid, gid, f.Name(), err)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
