@@ -1,0 +1,188 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// startTestNode starts a node for one test and removes it afterwards.
+func startTestNode(t *testing.T) (*Node, client.APIClient) {
+	t.Helper()
+	cli := connectForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+
+	node, err := StartNode(ctx, cli, NodeOptions{
+		Name:    UniqueName("pasupgrade-labtest"),
+		WorkDir: filepath.Join(t.TempDir(), "work"),
+		Labels:  map[string]string{LabelLab: "labtest"},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, node.Remove(context.Background())) })
+	return node, cli
+}
+
+func TestNodeRun(t *testing.T) {
+	node, _ := startTestNode(t)
+	ctx := context.Background()
+
+	tests := []struct {
+		name     string
+		cmd      runner.Command
+		wantOut  string
+		wantErr  string
+		wantCode int
+	}{
+		{
+			name:    "root by default",
+			cmd:     runner.Command{Argv: []string{"id", "-un"}},
+			wantOut: "root\n",
+		},
+		{
+			name:    "as another user with login environment",
+			cmd:     runner.Command{Argv: []string{"sh", "-c", `echo "$(id -un) $HOME $USER $LOGNAME"`}, User: "nobody"},
+			wantOut: "nobody /nonexistent nobody nobody\n",
+		},
+		{
+			name:    "env and dir",
+			cmd:     runner.Command{Argv: []string{"sh", "-c", `echo "$GREETING $(pwd)"`}, Env: []string{"GREETING=hello"}, Dir: "/etc"},
+			wantOut: "hello /etc\n",
+		},
+		{
+			name:    "stdin reaches the command",
+			cmd:     runner.Command{Argv: []string{"cat"}, Stdin: strings.NewReader("line one\nline two\n")},
+			wantOut: "line one\nline two\n",
+		},
+		{
+			name:    "no stdin means end of file",
+			cmd:     runner.Command{Argv: []string{"cat"}},
+			wantOut: "",
+		},
+		{
+			name:     "exit code and stderr",
+			cmd:      runner.Command{Argv: []string{"sh", "-c", "echo broken >&2; exit 3"}},
+			wantErr:  "broken",
+			wantCode: 3,
+		},
+		{
+			name:     "secret redacted",
+			cmd:      runner.Command{Argv: []string{"sh", "-c", "echo s3cret-pw; echo s3cret-pw >&2; exit 1"}, Secrets: []string{"s3cret-pw"}},
+			wantOut:  "***\n",
+			wantErr:  "***",
+			wantCode: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := node.Run(ctx, tt.cmd)
+			assert.Equal(t, tt.wantCode, res.ExitCode)
+			if tt.wantOut != "" || tt.wantCode == 0 {
+				assert.Equal(t, tt.wantOut, string(res.Stdout))
+			}
+			if tt.wantCode == 0 {
+				require.NoError(t, err)
+				return
+			}
+			var exitErr *runner.ExitError
+			require.ErrorAs(t, err, &exitErr)
+			assert.Contains(t, string(res.Stderr), tt.wantErr)
+			for _, secret := range tt.cmd.Secrets {
+				assert.NotContains(t, err.Error(), secret)
+				assert.NotContains(t, string(res.Stdout)+string(res.Stderr), secret)
+			}
+		})
+	}
+}
+
+func TestNodeRunLiveOutput(t *testing.T) {
+	node, _ := startTestNode(t)
+	var live bytes.Buffer
+	_, err := node.Run(context.Background(), runner.Command{
+		Argv:    []string{"sh", "-c", "echo token=abc123; echo done"},
+		Stdout:  &live,
+		Secrets: []string{"abc123"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "token=***\ndone\n", live.String())
+}
+
+func TestNodeRunCancel(t *testing.T) {
+	node, _ := startTestNode(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+	}()
+	_, err := node.Run(ctx, runner.Command{Argv: []string{"sleep", "300"}})
+	require.ErrorIs(t, err, context.Canceled)
+
+	res, err := node.Run(context.Background(), runner.Command{Argv: []string{"pgrep", "-f", "sleep 300"}})
+	assert.Error(t, err, "the cancelled sleep must be gone, pgrep found: %s", res.Stdout)
+	assert.Equal(t, 1, res.ExitCode)
+}
+
+func TestNodeRunRejectsInteractive(t *testing.T) {
+	node := &Node{Name: "unused"}
+	_, err := node.Run(context.Background(), runner.Command{Argv: []string{"sh"}, Interactive: true})
+	assert.ErrorIs(t, err, runner.ErrInteractiveUnavailable)
+}
+
+func TestNodeFiles(t *testing.T) {
+	node, _ := startTestNode(t)
+	ctx := context.Background()
+
+	require.NoError(t, node.WriteFile(ctx, "/opt/lab-test/deep/file.txt", []byte("content\n"), 0o640))
+	got, err := node.ReadFile(ctx, "/opt/lab-test/deep/file.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "content\n", string(got))
+
+	res, err := node.Run(ctx, runner.Command{Argv: []string{"stat", "-c", "%a %U", "/opt/lab-test/deep/file.txt"}})
+	require.NoError(t, err)
+	assert.Equal(t, "640 root\n", string(res.Stdout))
+
+	// The work directory is the same directory inside and outside.
+	_, err = node.Run(ctx, runner.Command{Argv: []string{"sh", "-c", "echo from-node > " + node.WorkDir + "/probe"}})
+	require.NoError(t, err)
+	data, err := os.ReadFile(filepath.Join(node.WorkDir, "probe"))
+	require.NoError(t, err)
+	assert.Equal(t, "from-node\n", string(data))
+}
+
+func TestNodeReachesEngine(t *testing.T) {
+	node, cli := startTestNode(t)
+	ctx := context.Background()
+
+	_, err := node.Run(ctx, runner.Command{Argv: []string{"useradd", "--create-home", "labuser"}})
+	require.NoError(t, err)
+	require.NoError(t, node.GrantDocker(ctx, "labuser"))
+
+	res, err := node.Run(ctx, runner.Command{
+		Argv: []string{"docker", "inspect", "--format", "{{.Name}}", node.Name}, User: "labuser"})
+	require.NoError(t, err, "the docker client in the node must reach the engine as a docker group member")
+	assert.Equal(t, "/"+node.Name+"\n", string(res.Stdout))
+
+	inspect, err := cli.ContainerInspect(ctx, node.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "host", string(inspect.HostConfig.NetworkMode))
+	assert.Equal(t, "labtest", inspect.Config.Labels[LabelLab])
+}
+
+func TestNodeRemoveTwice(t *testing.T) {
+	node, cli := startTestNode(t)
+	ctx := context.Background()
+	require.NoError(t, node.Remove(ctx))
+	require.NoError(t, node.Remove(ctx))
+	_, err := cli.ContainerInspect(ctx, node.ID)
+	assert.Error(t, err, "the container must be gone")
+}
