@@ -1,0 +1,9 @@
+// Package mgmtapi is a client of the PAS management component's REST API:
+// log in, export the running configuration, import a configuration, run a
+// config apply and wait for it, and read the status of every node with its
+// reload success, the pending changes and the version.
+//
+// The API is not publicly documented, so its paths are an Endpoints value
+// with defaults that callers can override. The fake in mgmtapi/mgmtapitest
+// serves exactly those defaults.
+package mgmtapi
