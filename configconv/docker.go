@@ -1,0 +1,318 @@
+package configconv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/versions"
+	"github.com/docker/docker/client"
+
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// DefaultImage is the upgrade tool's image the DockerRunner starts unless
+// told otherwise.
+const DefaultImage = "pas-upgrade-tool:4.9.0"
+
+// ContainerWorkDir is where the DockerRunner mounts the working directory
+// inside the tool's container.
+const ContainerWorkDir = "/upgrade"
+
+// MinAPIVersion is the oldest Docker Engine API the DockerRunner works
+// with: API 1.30 added the wait conditions it waits with. Debian 12's
+// docker.io (Engine 20.10) speaks 1.41.
+const MinAPIVersion = "1.30"
+
+// ErrEngineTooOld is returned when the Docker engine's API is older than
+// MinAPIVersion.
+var ErrEngineTooOld = errors.New("configconv: the Docker engine is too old")
+
+// DockerRunner runs the upgrade tool from its image with the Docker engine,
+// as the guide's "docker run --user UID:GID --rm -it --network=host
+// --volume $(pwd):/upgrade IMAGE ..." does. It is safe for concurrent use.
+type DockerRunner struct {
+	// Client talks to the engine. Build it with NewDockerClient, which
+	// negotiates the API version.
+	Client *client.Client
+	// Image is the tool's image. Empty means DefaultImage.
+	Image string
+	// User is the "UID:GID" the tool runs as. Empty means this process's
+	// own; LookupUserID gives the pas user's.
+	User string
+	// Credentials finds registry credentials for a pull. Nil means a
+	// DockerConfig reading $DOCKER_CONFIG or ~/.docker.
+	Credentials CredentialSource
+	// NamePrefix starts the name of every container the runner creates.
+	// Empty means "pas-upgrade-tool-".
+	NamePrefix string
+	// StopTimeout is how long a cancelled run's container has to stop
+	// before it is killed. Zero means 10 seconds.
+	StopTimeout time.Duration
+	// Transcript, when set, receives each run's command, output and exit
+	// code, with secrets redacted.
+	Transcript io.Writer
+	// Logger receives progress and cleanup logs. Nil discards them.
+	Logger *slog.Logger
+
+	// created, when set, is called with the ID of each created container.
+	created func(id string)
+
+	checkOnce sync.Once
+	checkErr  error
+}
+
+// NewDockerClient returns a client for the engine that DOCKER_HOST and the
+// other DOCKER_* variables name (the local socket without them), which
+// negotiates the API version with the engine.
+func NewDockerClient() (*client.Client, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Docker client: %w", err)
+	}
+	return cli, nil
+}
+
+// CurrentUserID returns this process's "UID:GID".
+func CurrentUserID() string {
+	return fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+}
+
+// LookupUserID returns the "UID:GID" of the named account, such as "pas".
+func LookupUserID(name string) (string, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return "", fmt.Errorf("looking up user %q: %w", name, err)
+	}
+	return u.Uid + ":" + u.Gid, nil
+}
+
+func (d *DockerRunner) image() string { return orDefault(d.Image, DefaultImage) }
+
+func (d *DockerRunner) logger() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
+// Prepare checks the engine's API version and pulls the image when it is
+// missing.
+func (d *DockerRunner) Prepare(ctx context.Context) error {
+	if err := d.checkEngine(ctx); err != nil {
+		return err
+	}
+	return d.EnsureImage(ctx)
+}
+
+// checkEngine negotiates the API version once, before any other call, and
+// rejects an engine older than MinAPIVersion.
+func (d *DockerRunner) checkEngine(ctx context.Context) error {
+	d.checkOnce.Do(func() {
+		if d.Client == nil {
+			d.checkErr = errors.New("configconv: DockerRunner needs a Client; build one with NewDockerClient")
+			return
+		}
+		ping, err := d.Client.Ping(ctx)
+		if err != nil {
+			d.checkErr = fmt.Errorf("connecting to the Docker engine at %s: %w; check DOCKER_HOST and that the engine runs",
+				d.Client.DaemonHost(), err)
+			return
+		}
+		d.Client.NegotiateAPIVersionPing(ping)
+		engine := ping.APIVersion
+		if engine == "" {
+			engine = "unknown (before 1.25)"
+		}
+		if ping.APIVersion == "" || versions.LessThan(ping.APIVersion, MinAPIVersion) {
+			d.checkErr = fmt.Errorf("%w: the engine at %s speaks API %s, but this client needs at least API %s "+
+				"(Docker Engine 17.06); upgrade the engine, for example to Debian 12's docker.io",
+				ErrEngineTooOld, d.Client.DaemonHost(), engine, MinAPIVersion)
+			return
+		}
+		d.logger().Debug("negotiated the Docker API version", "engine_api", ping.APIVersion,
+			"client_api", d.Client.ClientVersion())
+	})
+	return d.checkErr
+}
+
+// Run implements ToolRunner. It creates the container with automatic
+// removal, attaches to it and starts waiting before it starts it, so the
+// exit code is never lost to the removal. When ctx ends first, the
+// container is stopped and removed with a fresh context, and Run returns
+// after it is gone.
+func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
+	if err := d.Prepare(ctx); err != nil {
+		return -1, err
+	}
+	workDir, err := filepath.Abs(inv.WorkDir)
+	if err != nil {
+		return -1, fmt.Errorf("resolving the working directory %q: %w", inv.WorkDir, err)
+	}
+
+	id, err := d.create(ctx, workDir, inv)
+	if err != nil {
+		return -1, err
+	}
+	log := d.logger().With("container", shortID(id))
+	if d.created != nil {
+		d.created(id)
+	}
+
+	attached, err := d.Client.ContainerAttach(ctx, id, container.AttachOptions{
+		Stream: true, Stdin: true, Stdout: true, Stderr: true,
+	})
+	if err != nil {
+		d.cleanup(id, log)
+		return -1, fmt.Errorf("attaching to the upgrade tool's container: %w", err)
+	}
+	defer attached.Close()
+
+	waitResult, waitErr := d.Client.ContainerWait(ctx, id, container.WaitConditionRemoved)
+
+	transcript := d.startTranscript(inv)
+	session, err := startSession(attached, inv, transcript)
+	if err != nil {
+		d.cleanup(id, log)
+		return -1, err
+	}
+	defer session.stop()
+
+	if err := d.Client.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		d.cleanup(id, log)
+		return -1, fmt.Errorf("starting the upgrade tool's container: %w", err)
+	}
+	log.Debug("started the upgrade tool", "args", runner.Redact(strings.Join(inv.Args, " "), inv.Secrets))
+	if inv.Terminal != nil {
+		session.forwardResize(ctx, func(height, width uint) error {
+			return d.Client.ContainerResize(ctx, id, container.ResizeOptions{Height: height, Width: width})
+		}, log)
+	}
+
+	select {
+	case res := <-waitResult:
+		session.waitOutput()
+		if res.Error != nil && res.Error.Message != "" {
+			return -1, fmt.Errorf("waiting for the upgrade tool's container: %s", res.Error.Message)
+		}
+		code := int(res.StatusCode)
+		transcript.finish(code)
+		return code, nil
+	case err := <-waitErr:
+		if ctx.Err() == nil {
+			d.cleanup(id, log)
+			return -1, fmt.Errorf("waiting for the upgrade tool's container: %w", err)
+		}
+	case <-ctx.Done():
+	}
+
+	d.cleanup(id, log)
+	transcript.finish(-1)
+	return -1, fmt.Errorf("the upgrade tool was interrupted: %w", ctx.Err())
+}
+
+// create creates the tool's container: the user's uid:gid, host network,
+// the working directory at ContainerWorkDir, automatic removal, stdin open
+// for the password and answers, and no environment of ours.
+func (d *DockerRunner) create(ctx context.Context, workDir string, inv Invocation) (string, error) {
+	uid := d.User
+	if uid == "" {
+		uid = CurrentUserID()
+	}
+	config := &container.Config{
+		Image:        d.image(),
+		Cmd:          inv.Args,
+		User:         uid,
+		WorkingDir:   ContainerWorkDir,
+		AttachStdin:  true,
+		AttachStdout: true,
+		AttachStderr: true,
+		OpenStdin:    true,
+		StdinOnce:    true,
+		Tty:          inv.Terminal != nil,
+	}
+	hostConfig := &container.HostConfig{
+		AutoRemove:  true,
+		NetworkMode: "host",
+		Mounts: []mount.Mount{{
+			Type:   mount.TypeBind,
+			Source: workDir,
+			Target: ContainerWorkDir,
+		}},
+	}
+	name := orDefault(d.NamePrefix, "pas-upgrade-tool-") + randomSuffix()
+	created, err := d.Client.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
+	if err != nil {
+		return "", fmt.Errorf("creating the upgrade tool's container from %s: %w", d.image(), err)
+	}
+	for _, warning := range created.Warnings {
+		d.logger().Warn("the Docker engine warned while creating the container", "warning", warning)
+	}
+	return created.ID, nil
+}
+
+// cleanup stops and removes a container with a context of its own, so it
+// works after the caller's context ended, and waits until it is gone.
+func (d *DockerRunner) cleanup(id string, log *slog.Logger) {
+	grace := d.StopTimeout
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace+30*time.Second)
+	defer cancel()
+
+	seconds := int(grace.Seconds())
+	if err := d.Client.ContainerStop(ctx, id, container.StopOptions{Timeout: &seconds}); err != nil && !cerrdefs.IsNotFound(err) {
+		log.Warn("stopping the upgrade tool's container failed", "error", err)
+	}
+	err := d.Client.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) && !isRemovalInProgress(err) {
+		log.Warn("removing the upgrade tool's container failed", "error", err)
+	}
+
+	for {
+		_, err := d.Client.ContainerInspect(ctx, id)
+		if cerrdefs.IsNotFound(err) {
+			log.Debug("removed the upgrade tool's container")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("the upgrade tool's container is still there; remove it with 'docker rm -f'",
+				"container_id", id)
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func isRemovalInProgress(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "is already in progress")
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+

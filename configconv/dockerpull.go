@@ -1,0 +1,135 @@
+package configconv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+)
+
+// Pull errors callers branch on. Their messages use the words an operator
+// searches for.
+var (
+	// ErrNotLoggedIn is a pull that the registry denied while no
+	// credentials for it were stored.
+	ErrNotLoggedIn = errors.New("not logged in")
+	// ErrNoImageAccess is a pull that the registry denied with the stored
+	// credentials, or of an image it does not have.
+	ErrNoImageAccess = errors.New("no access to the image")
+)
+
+// EnsureImage pulls the runner's image unless the engine already has it,
+// with the credentials "docker login" stored for its registry.
+func (d *DockerRunner) EnsureImage(ctx context.Context) error {
+	if err := d.checkEngine(ctx); err != nil {
+		return err
+	}
+	ref := d.image()
+	_, err := d.Client.ImageInspect(ctx, ref)
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("looking for image %s: %w", ref, err)
+	}
+
+	host, err := imageRegistry(ref)
+	if err != nil {
+		return err
+	}
+	credentials := d.Credentials
+	if credentials == nil {
+		credentials = DockerConfig{}
+	}
+	auth, found, err := credentials.Credentials(ctx, host)
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	options := image.PullOptions{}
+	if found {
+		options.RegistryAuth, err = EncodeRegistryAuth(auth)
+		if err != nil {
+			return fmt.Errorf("pulling %s: encoding the credentials: %w", ref, err)
+		}
+	}
+
+	d.logger().Info("pulling the upgrade tool's image", "image", ref, "registry", host, "credentials", found)
+	err = d.pull(ctx, ref, options)
+	if err == nil {
+		d.logger().Info("pulled the upgrade tool's image", "image", ref)
+		return nil
+	}
+	if !isAccessDenied(err) {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	if !found {
+		return fmt.Errorf("pulling %s: %w to %s (%v); run 'docker login %s' as the user who runs the upgrade",
+			ref, ErrNotLoggedIn, host, err, host)
+	}
+	return fmt.Errorf("pulling %s: %w as %s on %s (%v); check the image name and that this account may pull it",
+		ref, ErrNoImageAccess, auth.Username, host, err)
+}
+
+// pullMessage is one line of the engine's pull progress stream.
+type pullMessage struct {
+	Status      string `json:"status"`
+	Error       string `json:"error"`
+	ErrorDetail *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+}
+
+// pull runs the pull and reads its progress stream to the end, because the
+// engine reports most failures inside the stream with status 200.
+func (d *DockerRunner) pull(ctx context.Context, ref string, options image.PullOptions) error {
+	stream, err := d.Client.ImagePull(ctx, ref, options)
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+
+	decoder := json.NewDecoder(stream)
+	for {
+		var msg pullMessage
+		err := decoder.Decode(&msg)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the pull progress: %w", err)
+		}
+		if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
+			return errors.New(msg.ErrorDetail.Message)
+		}
+		if msg.Error != "" {
+			return errors.New(msg.Error)
+		}
+		if msg.Status != "" {
+			d.logger().Debug("pull progress", "image", ref, "status", msg.Status)
+		}
+	}
+}
+
+// isAccessDenied reports whether a pull error means the registry refused
+// the credentials or hid the image. Registries answer an unauthorized pull
+// of a private image with 401, 403 or 404 depending on their policy.
+func isAccessDenied(err error) bool {
+	if cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) || cerrdefs.IsNotFound(err) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, phrase := range []string{
+		"unauthorized", "authentication required", "no basic auth credentials",
+		"denied", "manifest unknown", "not found", "repository does not exist",
+	} {
+		if strings.Contains(msg, phrase) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,291 @@
+package configconv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/pkg/stdcopy"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// startSession starts copying the run's streams over the attach
+// connection. Without a terminal the engine multiplexes stdout and stderr
+// into one stream, which is split again with stdcopy; with one, the
+// terminal is put in raw mode and its input forwarded until the session
+// stops.
+func startSession(attached types.HijackedResponse, inv Invocation, transcript *runTranscript) (*session, error) {
+	s := &session{
+		attached:   attached,
+		outputDone: make(chan struct{}),
+		stopped:    make(chan struct{}),
+	}
+
+	if inv.Terminal == nil {
+		stdout := withTranscript(inv.Stdout, transcript)
+		stderr := withTranscript(inv.Stderr, transcript)
+		go func() {
+			defer close(s.outputDone)
+			_, _ = stdcopy.StdCopy(stdout, stderr, attached.Reader)
+		}()
+		go func() {
+			if inv.Stdin != nil {
+				_, _ = io.Copy(attached.Conn, inv.Stdin)
+			}
+			_ = attached.CloseWrite()
+		}()
+		return s, nil
+	}
+
+	fd, err := terminalFD(inv.Terminal.In)
+	if err != nil {
+		return nil, err
+	}
+	state, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, fmt.Errorf("putting the terminal in raw mode: %w", err)
+	}
+	s.restore = func() { _ = term.Restore(fd, state) }
+
+	input, err := newInterruptibleInput(inv.Terminal.In)
+	if err != nil {
+		s.restore()
+		return nil, err
+	}
+	s.input = input
+	s.terminal = inv.Terminal
+	s.inputDone = make(chan struct{})
+	go func() {
+		defer close(s.inputDone)
+		_, _ = io.Copy(attached.Conn, input)
+	}()
+
+	out := withTranscript(inv.Terminal.Out, transcript)
+	go func() {
+		defer close(s.outputDone)
+		_, _ = io.Copy(out, attached.Reader)
+	}()
+	return s, nil
+}
+
+// session copies a run's streams between the caller and the container.
+type session struct {
+	attached   types.HijackedResponse
+	outputDone chan struct{}
+	stopped    chan struct{}
+	stopOnce   sync.Once
+
+	terminal  *Terminal
+	input     *interruptibleInput
+	inputDone chan struct{}
+	restore   func()
+}
+
+// waitOutput returns when the container's output has been copied to the
+// end, which the engine marks by closing the stream when the container
+// exits.
+func (s *session) waitOutput() { <-s.outputDone }
+
+// stop ends input forwarding and resize forwarding and restores the
+// terminal. It is safe to call more than once.
+func (s *session) stop() {
+	s.stopOnce.Do(func() {
+		close(s.stopped)
+		if s.input != nil {
+			if s.input.interrupt() {
+				<-s.inputDone
+			}
+			s.input.close()
+		}
+		if s.restore != nil {
+			s.restore()
+		}
+	})
+}
+
+// forwardResize sends the terminal's size to the container now and after
+// every change, until the session stops.
+func (s *session) forwardResize(ctx context.Context, resize func(height, width uint) error, log *slog.Logger) {
+	fd, err := terminalFD(s.terminal.In)
+	if err != nil {
+		return
+	}
+	send := func() {
+		width, height, err := term.GetSize(fd)
+		if err != nil || width <= 0 || height <= 0 {
+			return
+		}
+		if err := resize(uint(height), uint(width)); err != nil && ctx.Err() == nil {
+			log.Debug("forwarding the terminal size failed", "error", err)
+		}
+	}
+	send()
+
+	changes := s.resizeEvents()
+	go func() {
+		for {
+			select {
+			case <-s.stopped:
+				return
+			case _, ok := <-changes:
+				if !ok {
+					return
+				}
+				send()
+			}
+		}
+	}()
+}
+
+// resizeEvents returns the terminal's resize channel, or one fed by
+// SIGWINCH until the session stops.
+func (s *session) resizeEvents() <-chan struct{} {
+	if s.terminal.Resize != nil {
+		return s.terminal.Resize
+	}
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGWINCH)
+	events := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(signals)
+		for {
+			select {
+			case <-s.stopped:
+				return
+			case <-signals:
+				select {
+				case events <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return events
+}
+
+// terminalFD returns the descriptor of f without switching it to blocking
+// mode, which File.Fd would do.
+func terminalFD(f *os.File) (int, error) {
+	if f == nil {
+		return -1, fmt.Errorf("the terminal has no input file")
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("using terminal %s: %w", f.Name(), err)
+	}
+	fd := -1
+	if err := raw.Control(func(d uintptr) { fd = int(d) }); err != nil {
+		return -1, fmt.Errorf("using terminal %s: %w", f.Name(), err)
+	}
+	if !term.IsTerminal(fd) {
+		return -1, fmt.Errorf("%s is not a terminal", f.Name())
+	}
+	return fd, nil
+}
+
+// interruptibleInput reads a terminal through a non-blocking duplicate of
+// its descriptor, so that a pending read can be interrupted when the run
+// ends. Without it, a read would stay blocked and swallow the operator's
+// next key press after the tool exited.
+type interruptibleInput struct {
+	original *os.File
+	dup      *os.File
+	flags    int
+}
+
+func newInterruptibleInput(f *os.File) (*interruptibleInput, error) {
+	fd, err := terminalFD(f)
+	if err != nil {
+		return nil, err
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reading the flags of terminal %s: %w", f.Name(), err)
+	}
+	dupFD, err := unix.Dup(fd)
+	if err != nil {
+		return nil, fmt.Errorf("duplicating terminal %s: %w", f.Name(), err)
+	}
+	// O_NONBLOCK belongs to the open file shared by both descriptors, so
+	// close restores the original flags.
+	if err := unix.SetNonblock(dupFD, true); err != nil {
+		unix.Close(dupFD)
+		return nil, fmt.Errorf("making terminal %s non-blocking: %w", f.Name(), err)
+	}
+	return &interruptibleInput{original: f, dup: os.NewFile(uintptr(dupFD), f.Name()), flags: flags}, nil
+}
+
+func (in *interruptibleInput) Read(p []byte) (int, error) { return in.dup.Read(p) }
+
+// interrupt makes a pending Read return. It reports false when the
+// descriptor does not support deadlines, so the Read may stay blocked.
+func (in *interruptibleInput) interrupt() bool {
+	return in.dup.SetReadDeadline(time.Now()) == nil
+}
+
+func (in *interruptibleInput) close() {
+	_ = in.dup.Close()
+	if fd, err := terminalFD(in.original); err == nil {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, in.flags)
+	}
+}
+
+// runTranscript writes one run to the DockerRunner's transcript. A nil
+// *runTranscript writes nothing.
+type runTranscript struct {
+	w      io.Writer
+	output *runner.RedactingWriter
+	start  time.Time
+}
+
+func (d *DockerRunner) startTranscript(inv Invocation) *runTranscript {
+	if d.Transcript == nil {
+		return nil
+	}
+	line := fmt.Sprintf("docker run --user %s --rm --network=host --volume %s:%s %s %s",
+		orDefault(d.User, CurrentUserID()), inv.WorkDir, ContainerWorkDir, d.image(),
+		strings.Join(inv.Args, " "))
+	start := time.Now()
+	fmt.Fprintf(d.Transcript, "[%s] $ %s\n", start.UTC().Format(time.RFC3339),
+		runner.Redact(line, inv.Secrets))
+	return &runTranscript{
+		w:      d.Transcript,
+		output: runner.NewRedactingWriter(d.Transcript, inv.Secrets),
+		start:  start,
+	}
+}
+
+func (t *runTranscript) finish(code int) {
+	if t == nil {
+		return
+	}
+	_ = t.output.Flush()
+	elapsed := time.Since(t.start).Round(time.Millisecond)
+	if code < 0 {
+		fmt.Fprintf(t.w, "\n  interrupted after %s\n", elapsed)
+		return
+	}
+	fmt.Fprintf(t.w, "\n  exit %d after %s\n", code, elapsed)
+}
+
+// withTranscript adds the transcript to w; nil w discards the live copy.
+func withTranscript(w io.Writer, t *runTranscript) io.Writer {
+	if w == nil {
+		w = io.Discard
+	}
+	if t == nil {
+		return w
+	}
+	return io.MultiWriter(w, t.output)
+}
