@@ -397,4 +397,3 @@ func (b *tailBuffer) String() string {
 	defer b.mu.Unlock()
 	return runner.Tail(runner.Redact(string(b.buf), b.secrets), tailBytes)
 }
-
