@@ -1,0 +1,229 @@
+package pasupgrade
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// File names in the work directory.
+const (
+	// JournalFile records a run; see Journal.
+	JournalFile = "pasupgrade-journal.json"
+	// LockFile is held while a run is in progress.
+	LockFile = "pasupgrade.lock"
+)
+
+// journalFormat is the version of the journal's JSON layout.
+const journalFormat = 1
+
+// Sentinel errors of runs, for callers to branch on.
+var (
+	// ErrLocked means another run holds the work directory's lock.
+	ErrLocked = errors.New("another run is in progress")
+	// ErrNoJournal means --resume found no journal to resume.
+	ErrNoJournal = errors.New("no journal to resume")
+	// ErrJournalMismatch means the journal records a different plan.
+	ErrJournalMismatch = errors.New("the journal records a different plan")
+	// ErrUnfinishedRun means a fresh run found the journal of a run that
+	// stopped midway.
+	ErrUnfinishedRun = errors.New("a previous run did not finish")
+)
+
+// StepRecord is one step's entry in the journal.
+type StepRecord struct {
+	ID      string     `json:"id"`
+	Start   time.Time  `json:"start"`
+	End     *time.Time `json:"end,omitempty"`
+	Outcome string     `json:"outcome"`
+	// Output is "sha256:HEX" of the step's command output, so that two
+	// runs can be compared without keeping the output.
+	Output string `json:"output_digest,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Journal is the record of a run, kept as JSON in the work directory and
+// replaced atomically after every step. It never holds the admin password.
+type Journal struct {
+	Format      int          `json:"format"`
+	Kind        Kind         `json:"kind"`
+	ToolVersion string       `json:"tool_version"`
+	From        string       `json:"from"`
+	To          string       `json:"to"`
+	Options     Options      `json:"options"`
+	Plan        []StepInfo   `json:"plan"`
+	State       State        `json:"state"`
+	Steps       []StepRecord `json:"steps"`
+	Started     time.Time    `json:"started"`
+	Finished    *time.Time   `json:"finished,omitempty"`
+
+	path string
+}
+
+// Path returns the journal's file name.
+func (j *Journal) Path() string { return j.path }
+
+// ReadJournal reads the journal in dir. It wraps fs.ErrNotExist when there
+// is none.
+func ReadJournal(dir string) (*Journal, error) {
+	path := filepath.Join(dir, JournalFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal: %w", err)
+	}
+	var j Journal
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("reading the journal %s: %w; move it away to start afresh", path, err)
+	}
+	if j.Format != journalFormat {
+		return nil, fmt.Errorf("the journal %s has format %d, this tool writes %d: finish the run with the tool version that started it (%s)", path, j.Format, journalFormat, j.ToolVersion)
+	}
+	j.path = path
+	return &j, nil
+}
+
+// record returns the entry of step id, or nil.
+func (j *Journal) record(id string) *StepRecord {
+	i := slices.IndexFunc(j.Steps, func(r StepRecord) bool { return r.ID == id })
+	if i < 0 {
+		return nil
+	}
+	return &j.Steps[i]
+}
+
+// lastDone returns the id of the last step whose outcome is done.
+func (j *Journal) lastDone() string {
+	for i := len(j.Steps) - 1; i >= 0; i-- {
+		if j.Steps[i].Outcome == OutcomeDone {
+			return j.Steps[i].ID
+		}
+	}
+	return ""
+}
+
+// interrupted returns the step a run stopped at, or "".
+func (j *Journal) interrupted() string {
+	for _, r := range j.Steps {
+		if r.Outcome == OutcomeRunning || r.Outcome == OutcomeFailed {
+			return r.ID
+		}
+	}
+	return ""
+}
+
+// matches reports whether plan has the journal's steps, in order.
+func (j *Journal) matches(plan *Plan) error {
+	ids := make([]string, len(j.Plan))
+	for i, s := range j.Plan {
+		ids[i] = s.ID
+	}
+	if j.Kind != plan.Kind || !slices.Equal(ids, plan.IDs()) {
+		return fmt.Errorf("%w: it has the %s steps %s, this run has the %s steps %s; resume with the options of the first run (%s)",
+			ErrJournalMismatch, j.Kind, strings.Join(ids, ","), plan.Kind, strings.Join(plan.IDs(), ","), describeOptions(j.Options))
+	}
+	return nil
+}
+
+func describeOptions(o Options) string {
+	s := "topology " + string(o.Topology)
+	if o.HA {
+		s += ", HA"
+	}
+	if o.CoreOnMgmt {
+		s += ", core on the management node"
+	}
+	if o.KeepPEMModes {
+		s += ", PEM modes kept"
+	}
+	return s
+}
+
+// save replaces the journal file atomically: it writes a temporary file in
+// the same directory, syncs it and renames it over the old one.
+func (j *Journal) save() error {
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the journal: %w", err)
+	}
+	dir := filepath.Dir(j.path)
+	tmp, err := os.CreateTemp(dir, ".journal-*")
+	if err != nil {
+		return fmt.Errorf("writing the journal in %s: %w", dir, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing the journal %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("syncing the journal %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing the journal %s: %w", tmp.Name(), err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("setting the journal's mode: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), j.path); err != nil {
+		return fmt.Errorf("replacing the journal %s: %w", j.path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Lock is an exclusive lock on a work directory, held with flock(2) so that
+// it is released when the process dies.
+type Lock struct {
+	f *os.File
+}
+
+// AcquireLock takes the lock of dir without waiting. It fails with an error
+// wrapping ErrLocked, naming the holder's process id, when another process
+// holds it.
+func AcquireLock(dir string) (*Lock, error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening the lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: process %s holds %s; wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release gives the lock up. It is safe to call more than once.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// journalExists reports whether dir holds a journal.
+func journalExists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, JournalFile))
+	return !errors.Is(err, fs.ErrNotExist)
+}

@@ -1,0 +1,363 @@
+package pasupgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// RunConfig says how Run runs a plan.
+type RunConfig struct {
+	// Resume continues the run recorded in the work directory's journal
+	// after its last completed step, instead of starting afresh.
+	Resume bool
+	// DryRun runs every step against the recording wrappers of
+	// DryRunDeps: reads reach the system, changes are reported as
+	// EventWould events and not made. It takes no lock and writes no
+	// journal.
+	DryRun bool
+	// ToolVersion is written to the journal.
+	ToolVersion string
+	// Events receives what happens. Nil drops the events.
+	Events EventSink
+	// Confirm is called once, after the preflight checks and before the
+	// first change; an error aborts the run. Nil means no confirmation.
+	// Dry runs do not call it.
+	Confirm func(ctx context.Context, plan *Plan) error
+}
+
+// Summary is what a finished run reports.
+type Summary struct {
+	Kind   Kind   `json:"kind"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	// Changed lists the steps that ran and change the system.
+	Changed []string `json:"changed"`
+	// Skipped lists the steps a resumed run found done.
+	Skipped []string `json:"skipped,omitempty"`
+	// Downtime is the time core was stopped or restarting, summed over
+	// the steps that mark it (see Step.CoreStopped).
+	Downtime time.Duration `json:"downtime_ns"`
+	// Duration is the wall time of the whole run.
+	Duration time.Duration `json:"duration_ns"`
+	// BackupSet is the backup set made (upgrade) or used (restore).
+	BackupSet string `json:"backup_set,omitempty"`
+	// JournalPath is the journal's file; empty in a dry run.
+	JournalPath string `json:"journal,omitempty"`
+	// HashScheme is the admin password's hash scheme after an upgrade.
+	HashScheme string `json:"hash_scheme,omitempty"`
+	// Reapplied lists nodes that got a config apply for a failed reload.
+	Reapplied []string `json:"reapplied,omitempty"`
+	// Warnings are the dry run's step failures, which a real run would
+	// not reach because earlier changes would be in place.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// StepError is the error a run returns when a step fails. It names the step,
+// the backup set to restore from and the journal to resume from.
+type StepError struct {
+	Step StepInfo
+	Err  error
+	// OutputTail is the end of the step's command output, redacted.
+	OutputTail  string
+	BackupSet   string
+	JournalPath string
+	Kind        Kind
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("step %s (guide %s) failed: %v", e.Step.ID, e.Step.Section, e.Err)
+	if e.BackupSet != "" {
+		msg += "; backup set: " + e.BackupSet
+	} else if e.Kind == KindUpgrade {
+		msg += "; no backup set was made yet, so nothing was changed"
+	}
+	if e.JournalPath != "" {
+		msg += "; journal: " + e.JournalPath
+	}
+	return msg
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// PreflightError is returned when a preflight check failed. Report holds
+// every check's result.
+type PreflightError struct {
+	Report Report
+}
+
+func (e *PreflightError) Error() string {
+	return fmt.Sprintf("%v: %s; fix them, or pass --ignore-check NAME to accept a failure",
+		ErrPreflightFailed, strings.Join(e.Report.Failed(), ", "))
+}
+
+func (e *PreflightError) Unwrap() error { return ErrPreflightFailed }
+
+// Run runs plan against deps: it takes the work directory's lock, runs the
+// preflight checks (not when resuming), asks cfg.Confirm, and runs each step
+// in order, writing the journal after every step. It stops at the first
+// failing step and returns a *StepError. A finished run returns its summary,
+// which is also sent as an EventSummary.
+func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, error) {
+	if err := plan.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid plan: %w", err)
+	}
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	r := &run{plan: plan, cfg: cfg, started: deps.Clock.Now()}
+	r.env = &Env{Deps: deps, Options: plan.Options, Path: plan.Path, State: &State{},
+		Started: r.started, DryRun: cfg.DryRun, emit: r.emit}
+	r.emit(Event{Kind: EventPlan, Plan: plan.Infos(), Total: len(plan.Steps)})
+
+	if !cfg.DryRun {
+		lock, err := AcquireLock(plan.Options.WorkDir)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release()
+	}
+	if err := r.openJournal(); err != nil {
+		return nil, err
+	}
+
+	if !cfg.Resume {
+		report := Preflight(ctx, plan, r.env)
+		if len(report.Failed()) > 0 {
+			return nil, &PreflightError{Report: report}
+		}
+	}
+	if cfg.Confirm != nil && !cfg.DryRun {
+		r.emit(Event{Kind: EventPrompt, Message: "confirm before the first change"})
+		if err := cfg.Confirm(ctx, plan); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DryRun {
+		r.env.Deps = DryRunDeps(deps, func(msg string) { r.emit(Event{Kind: EventWould, Message: msg}) })
+	}
+
+	if err := r.steps(ctx); err != nil {
+		return nil, err
+	}
+	return r.finish()
+}
+
+// run is the state of one Run call.
+type run struct {
+	plan    *Plan
+	cfg     RunConfig
+	env     *Env
+	journal *Journal
+	summary Summary
+	started time.Time
+}
+
+func (r *run) emit(ev Event) {
+	if r.cfg.Events == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = r.env.Deps.Clock.Now()
+	}
+	r.cfg.Events(ev)
+}
+
+func (r *run) now() time.Time { return r.env.Deps.Clock.Now() }
+
+// openJournal loads the journal to resume, or starts a new one.
+func (r *run) openJournal() error {
+	dir := r.plan.Options.WorkDir
+	if r.cfg.Resume {
+		j, err := ReadJournal(dir)
+		if err != nil {
+			if !journalExists(dir) {
+				return fmt.Errorf("%w in %s: start the run without --resume", ErrNoJournal, dir)
+			}
+			return err
+		}
+		if err := j.matches(r.plan); err != nil {
+			return err
+		}
+		if j.Finished != nil {
+			return fmt.Errorf("the run recorded in %s finished at %s: there is nothing to resume", j.path, j.Finished.Format(time.RFC3339))
+		}
+		r.journal = j
+		*r.env.State = j.State
+		return nil
+	}
+	if !r.cfg.DryRun && journalExists(dir) {
+		if old, err := ReadJournal(dir); err == nil && old.Finished == nil && old.interrupted() != "" {
+			return fmt.Errorf("%w: the %s recorded in %s stopped at step %s; resume it with --resume, or restore from backup set %s",
+				ErrUnfinishedRun, old.Kind, old.path, old.interrupted(), old.State.BackupSet)
+		}
+	}
+	r.journal = &Journal{
+		Format: journalFormat, Kind: r.plan.Kind, ToolVersion: r.cfg.ToolVersion,
+		From: r.plan.Path.From, To: r.plan.Path.To, Options: r.plan.Options,
+		Plan: r.plan.Infos(), Started: r.now(),
+		path: filepath.Join(dir, JournalFile),
+	}
+	return r.save()
+}
+
+func (r *run) save() error {
+	if r.cfg.DryRun {
+		return nil
+	}
+	r.journal.State = *r.env.State
+	return r.journal.save()
+}
+
+// steps runs or skips every step in order. A resumed run skips the steps
+// the journal records as done, except that it asks the last of them whether
+// its work is still in place, and runs it again when not.
+func (r *run) steps(ctx context.Context) error {
+	lastDone := ""
+	if r.cfg.Resume {
+		lastDone = r.journal.lastDone()
+	}
+	for i, step := range r.plan.Steps {
+		rec := r.journal.record(step.ID)
+		done := r.cfg.Resume && rec != nil && rec.Outcome == OutcomeDone
+		if done && step.ID == lastDone && step.Done != nil {
+			ok, err := step.Done(ctx, r.env)
+			if err != nil || !ok {
+				r.emit(Event{Kind: EventWarning, Message: fmt.Sprintf(
+					"step %s is recorded as done but its check does not confirm it (%v): running it again",
+					step.ID, errOrNo(err))})
+				done = false
+			}
+		}
+		if done && !step.Always {
+			r.summary.Skipped = append(r.summary.Skipped, step.ID)
+			r.emit(Event{Kind: EventStepSkipped, Step: ptr(step.Info()), Index: i + 1, Total: len(r.plan.Steps)})
+			continue
+		}
+		if err := r.step(ctx, i, step); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func errOrNo(err error) any {
+	if err == nil {
+		return "not in place"
+	}
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// step runs one step and records it.
+func (r *run) step(ctx context.Context, i int, step Step) error {
+	info := step.Info()
+	if r.cfg.DryRun && step.Changes == "" && !step.Always {
+		r.emit(Event{Kind: EventWould, Step: &info, Message: "check: " + step.Action})
+		return nil
+	}
+	start := r.now()
+	rec := r.journal.record(step.ID)
+	if rec == nil {
+		r.journal.Steps = append(r.journal.Steps, StepRecord{ID: step.ID})
+		rec = &r.journal.Steps[len(r.journal.Steps)-1]
+	}
+	*rec = StepRecord{ID: step.ID, Start: start, Outcome: OutcomeRunning}
+	if err := r.save(); err != nil {
+		return err
+	}
+	r.emit(Event{Kind: EventStepStart, Step: &info, Index: i + 1, Total: len(r.plan.Steps)})
+	r.coreDown(step, true, start)
+
+	out := newStepOutput()
+	r.env.output = out
+	err := step.Run(ctx, r.env)
+	r.env.output = nil
+	end := r.now()
+	r.coreDown(step, false, end)
+
+	rec = r.journal.record(step.ID)
+	rec.End, rec.Output, rec.Outcome = &end, out.digest(), OutcomeDone
+	if err != nil {
+		rec.Outcome = OutcomeFailed
+		rec.Error = r.redact(err.Error())
+	}
+	ev := Event{Kind: EventStepEnd, Step: &info, Index: i + 1, Total: len(r.plan.Steps),
+		Outcome: rec.Outcome, Duration: end.Sub(start), Error: rec.Error}
+	if saveErr := r.save(); saveErr != nil {
+		err = errors.Join(err, saveErr)
+	}
+	r.emit(ev)
+	if err != nil {
+		if r.cfg.DryRun {
+			msg := fmt.Sprintf("step %s: %s", step.ID, r.redact(err.Error()))
+			r.summary.Warnings = append(r.summary.Warnings, msg)
+			r.emit(Event{Kind: EventWarning, Step: &info, Message: msg})
+			return nil
+		}
+		return &StepError{
+			Step: info, Err: redactedError{err, r.redact(err.Error())},
+			OutputTail: out.tailText(r.secrets()), BackupSet: r.env.State.BackupSet,
+			JournalPath: r.journal.path, Kind: r.plan.Kind,
+		}
+	}
+	if step.Changes != "" {
+		r.summary.Changed = append(r.summary.Changed, step.ID)
+	}
+	return nil
+}
+
+// coreDown tracks the core-stopped window: it opens when a step marked
+// CoreStopped starts and closes when such a step ends, except after the
+// step that stops core, which leaves it down for the next steps.
+func (r *run) coreDown(step Step, starting bool, at time.Time) {
+	st := r.env.State
+	switch {
+	case !step.CoreStopped:
+	case starting && st.CoreDownSince == nil:
+		st.CoreDownSince = &at
+	case !starting && step.ID != stepStopCore && st.CoreDownSince != nil:
+		st.Downtime += at.Sub(*st.CoreDownSince)
+		st.CoreDownSince = nil
+	}
+}
+
+func (r *run) secrets() []string { return []string{r.plan.Options.AdminPassword} }
+
+func (r *run) redact(s string) string { return runner.Redact(s, r.secrets()) }
+
+// finish closes the journal and reports the summary.
+func (r *run) finish() (*Summary, error) {
+	end := r.now()
+	if !r.cfg.DryRun {
+		r.journal.Finished = &end
+		if err := r.save(); err != nil {
+			return nil, err
+		}
+		r.summary.JournalPath = r.journal.path
+	}
+	st := r.env.State
+	s := &r.summary
+	s.Kind, s.From, s.To, s.DryRun = r.plan.Kind, r.plan.Path.From, r.plan.Path.To, r.cfg.DryRun
+	s.Downtime, s.Duration = st.Downtime, end.Sub(r.started)
+	s.BackupSet, s.HashScheme, s.Reapplied = st.BackupSet, st.HashScheme, st.Reapplied
+	r.emit(Event{Kind: EventSummary, Summary: s})
+	return s, nil
+}
+
+// redactedError keeps the chain of err for errors.Is and errors.As while
+// its text has the secrets removed.
+type redactedError struct {
+	err  error
+	text string
+}
+
+func (e redactedError) Error() string { return e.text }
+func (e redactedError) Unwrap() error { return e.err }
