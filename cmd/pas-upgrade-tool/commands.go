@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// preUpgrade exports the running configuration into exportFile. The
+// export goes to a temporary file first, so a failed export leaves no
+// partial file under the final name.
+func (t *tool) preUpgrade(ctx context.Context) error {
+	c, err := t.loggedInClient(ctx)
+	if err != nil {
+		return err
+	}
+	target := t.workPath(exportFile)
+	n, err := writeAtomically(target, func(w io.Writer) (int64, error) {
+		return c.exportRunning(ctx, w)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(t.stdout, "Exported the running configuration to %s (%d bytes)\n", target, n)
+	return nil
+}
+
+// convertConfig converts exportFile into convertedFile.
+func (t *tool) convertConfig() error {
+	source := t.workPath(exportFile)
+	data, err := os.ReadFile(source)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s not found; run pre-upgrade in this directory first", source)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the exported configuration: %w", err)
+	}
+	converted, err := convert(string(data), source, t.confirm)
+	if err != nil {
+		return err
+	}
+	target := t.workPath(convertedFile)
+	if _, err := writeAtomically(target, func(w io.Writer) (int64, error) {
+		n, err := io.WriteString(w, converted)
+		return int64(n), err
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(t.stdout, "Converted the configuration to %s\n", target)
+	return nil
+}
+
+// confirm asks whether item may be dropped. The answer is read from the
+// terminal, or from the next line of stdin when there is no terminal.
+func (t *tool) confirm(item string) error {
+	fmt.Fprintf(t.stdout, "Convert %s by dropping it? Proceed? [y/N] ", item)
+	answer, err := t.readLine()
+	if errors.Is(err, io.EOF) {
+		fmt.Fprintln(t.stdout)
+		how := "give the answers on stdin, one line each"
+		if t.stdinIsTTY {
+			how = "answer the question"
+		}
+		return withCode(exitNeedAnswer, "%s cannot be converted automatically and no answer was given; "+
+			"run convert-config on a terminal (docker run -it) or %s", item, how)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the answer for %s: %w", item, err)
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return withCode(exitNeedAnswer, "conversion aborted at %s (answer %q); nothing was written", item, answer)
+}
+
+// postUpgrade uploads convertedFile, applies it and waits at most timeout.
+func (t *tool) postUpgrade(ctx context.Context, timeout time.Duration) error {
+	source := t.workPath(convertedFile)
+	if _, err := os.Stat(source); err != nil {
+		return fmt.Errorf("%s not found; run convert-config in this directory first", source)
+	}
+	c, err := t.loggedInClient(ctx)
+	if err != nil {
+		return err
+	}
+	pending, err := c.importConfig(ctx, source)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(t.stdout, "Uploaded %s (%d pending changes)\n", source, pending)
+
+	id, err := c.startApply(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(t.stdout, "Config apply %s started; waiting at most %s\n", id, timeout)
+	job, err := waitApply(ctx, c, id, timeout)
+	if err != nil {
+		return err
+	}
+	for _, node := range job.Nodes {
+		fmt.Fprintf(t.stdout, "  %s: reload %s %s\n", node.Name, node.ReloadSuccess, node.Message)
+	}
+	fmt.Fprintf(t.stdout, "Config apply %s succeeded\n", id)
+	return nil
+}
+
+// pollInterval is how often post-upgrade asks for the apply's state.
+const pollInterval = 250 * time.Millisecond
+
+// waitApply polls the apply id until it finishes or timeout passes. A
+// failed or unfinished apply returns an exitApply error naming the nodes.
+func waitApply(ctx context.Context, c *client, id string, timeout time.Duration) (applyJob, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		job, err := c.applyStatus(ctx, id)
+		if err != nil {
+			return job, fmt.Errorf("reading the state of config apply %s: %w", id, err)
+		}
+		switch job.State {
+		case "succeeded":
+			return job, nil
+		case "failed":
+			return job, withCode(exitApply, "config apply %s failed on %s", id, failedNodes(job))
+		}
+		if time.Now().After(deadline) {
+			return job, withCode(exitApply, "config apply %s did not finish within %s; unfinished nodes: %s",
+				id, timeout, unfinishedNodes(job))
+		}
+		select {
+		case <-ctx.Done():
+			return job, ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func failedNodes(job applyJob) string {
+	var names []string
+	for _, n := range job.Nodes {
+		if n.ReloadSuccess != "OK" {
+			entry := n.Name + " (" + n.ReloadSuccess
+			if n.Message != "" {
+				entry += ": " + n.Message
+			}
+			names = append(names, entry+")")
+		}
+	}
+	if len(names) == 0 {
+		return "no node named by the server"
+	}
+	return strings.Join(names, ", ")
+}
+
+func unfinishedNodes(job applyJob) string {
+	var names []string
+	for _, n := range job.Nodes {
+		if n.ReloadSuccess != "OK" {
+			names = append(names, n.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "none reported by the server"
+	}
+	return strings.Join(names, ", ")
+}
+
+// loggedInClient reads the password and logs in.
+func (t *tool) loggedInClient(ctx context.Context) (*client, error) {
+	caFile := ""
+	if t.caCert != "" {
+		caFile = t.workPath(t.caCert)
+	}
+	c, err := newClient(t.baseURL, caFile)
+	if err != nil {
+		return nil, err
+	}
+	password, err := t.password()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.login(ctx, t.user, password); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// writeAtomically writes target through a temporary file in the same
+// directory that is renamed into place only when write succeeds.
+func writeAtomically(target string, write func(io.Writer) (int64, error)) (int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return 0, fmt.Errorf("creating a file in the working directory: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	n, err := write(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if closeErr := tmp.Close(); err == nil {
+		err = closeErr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err != nil {
+		return n, err
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return n, fmt.Errorf("writing %s: %w", target, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,225 @@
+// Command pas-upgrade-tool is the lab's stand-in for the vendor's PAS
+// upgrade tool. The lab imports it as the pas-upgrade-tool image and the
+// 4.9.0 mgmt package installs it as pas-mgmt-upgrade-config.
+//
+//	pas-upgrade-tool [--frontend-baseurl URL] [--cacert FILE] [--user NAME] SUBCOMMAND [options]
+//
+//	pre-upgrade     export the running configuration to pas-config-4.8.0.yaml
+//	convert-config  convert pas-config-4.8.0.yaml into pas-config-4.9.0.yaml
+//	post-upgrade    upload pas-config-4.9.0.yaml, apply it and wait
+//	                (--config-apply-timeout SECONDS, default 20)
+//
+// The working directory is /upgrade when it exists (inside the container),
+// else the current directory. The admin password is read without echo from
+// the terminal, or as the first line of stdin when stdin is not a terminal;
+// never from the environment or the arguments.
+//
+// Exit codes: 0 success, 1 error, 2 usage, 3 the conversion needs an answer
+// or was aborted, 4 the config apply failed or timed out.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// Exit codes; the configconv package and the guide's scripts depend on them.
+const (
+	exitOK         = 0
+	exitError      = 1
+	exitUsage      = 2
+	exitNeedAnswer = 3
+	exitApply      = 4
+)
+
+// File names in the working directory.
+const (
+	exportFile    = "pas-config-4.8.0.yaml"
+	convertedFile = "pas-config-4.9.0.yaml"
+)
+
+// containerWorkDir is the mount point of the working directory in the guide's docker run.
+const containerWorkDir = "/upgrade"
+
+// exitCodeError carries an exit code other than exitError.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+func withCode(code int, format string, args ...any) error {
+	return &exitCodeError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+// tool holds the global options and the process's streams.
+type tool struct {
+	baseURL string
+	caCert  string
+	user    string
+	workDir string
+
+	stdin      *bufio.Reader
+	stdinIsTTY bool
+	stdinFd    int
+	stdout     io.Writer
+	stderr     io.Writer
+	readSecret func(fd int) ([]byte, error)
+}
+
+func main() {
+	workDir, err := os.Getwd()
+	if info, statErr := os.Stat(containerWorkDir); statErr == nil && info.IsDir() {
+		workDir, err = containerWorkDir, nil
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pas-upgrade-tool: finding the working directory: %v\n", err)
+		os.Exit(exitError)
+	}
+	t := &tool{
+		workDir:    workDir,
+		stdin:      bufio.NewReader(os.Stdin),
+		stdinIsTTY: term.IsTerminal(int(os.Stdin.Fd())),
+		stdinFd:    int(os.Stdin.Fd()),
+		stdout:     os.Stdout,
+		stderr:     os.Stderr,
+		readSecret: term.ReadPassword,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(t.main(ctx, os.Args[1:]))
+}
+
+// main runs the tool with args (without the program name) and returns the
+// exit code.
+func (t *tool) main(ctx context.Context, args []string) int {
+	err := t.run(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(t.stderr, "pas-upgrade-tool: %v\n", err)
+	var coded *exitCodeError
+	if errors.As(err, &coded) {
+		return coded.code
+	}
+	return exitError
+}
+
+func (t *tool) run(ctx context.Context, args []string) error {
+	global := flag.NewFlagSet("pas-upgrade-tool", flag.ContinueOnError)
+	global.SetOutput(t.stderr)
+	global.StringVar(&t.baseURL, "frontend-baseurl", "http://localhost", "base URL of the management web interface")
+	global.StringVar(&t.caCert, "cacert", "", "PEM bundle of the CA chain that signed the frontend certificate, in the working directory")
+	global.StringVar(&t.user, "user", "admin", "management user to log in as")
+	global.Usage = func() { fmt.Fprint(t.stderr, usageText) }
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return withCode(exitUsage, "%v", err)
+	}
+	if global.NArg() == 0 {
+		fmt.Fprint(t.stderr, usageText)
+		return withCode(exitUsage, "missing subcommand: pre-upgrade, convert-config or post-upgrade")
+	}
+
+	sub, subArgs := global.Arg(0), global.Args()[1:]
+	switch sub {
+	case "pre-upgrade":
+		if len(subArgs) > 0 {
+			return withCode(exitUsage, "pre-upgrade takes no arguments, got %q", subArgs)
+		}
+		return t.preUpgrade(ctx)
+	case "convert-config":
+		if len(subArgs) > 0 {
+			return withCode(exitUsage, "convert-config takes no arguments, got %q", subArgs)
+		}
+		return t.convertConfig()
+	case "post-upgrade":
+		flags := flag.NewFlagSet("post-upgrade", flag.ContinueOnError)
+		flags.SetOutput(t.stderr)
+		seconds := flags.Int("config-apply-timeout", 20, "seconds to wait for the config apply to finish")
+		if err := flags.Parse(subArgs); err != nil {
+			return withCode(exitUsage, "post-upgrade: %v", err)
+		}
+		if flags.NArg() > 0 || *seconds < 1 {
+			return withCode(exitUsage, "post-upgrade takes only --config-apply-timeout SECONDS (at least 1)")
+		}
+		return t.postUpgrade(ctx, time.Duration(*seconds)*time.Second)
+	}
+	return withCode(exitUsage, "unknown subcommand %q; use pre-upgrade, convert-config or post-upgrade", sub)
+}
+
+const usageText = `usage: pas-upgrade-tool [--frontend-baseurl URL] [--cacert FILE] [--user NAME] SUBCOMMAND
+
+subcommands:
+  pre-upgrade                          export the running configuration into ` + exportFile + `
+  convert-config                       convert it into ` + convertedFile + `
+  post-upgrade --config-apply-timeout N
+                                       upload ` + convertedFile + `, apply it, wait N seconds
+
+The working directory is /upgrade when it exists, else the current one. The
+admin password is read from the terminal, or from the first line of stdin.
+`
+
+// password reads the user's password: without echo from the terminal, or
+// as the first line of stdin.
+func (t *tool) password() (string, error) {
+	if t.stdinIsTTY {
+		fmt.Fprintf(t.stdout, "Password for %s: ", t.user)
+		secret, err := t.readSecret(t.stdinFd)
+		fmt.Fprintln(t.stdout)
+		if err != nil {
+			return "", fmt.Errorf("reading the password from the terminal: %w", err)
+		}
+		if len(secret) == 0 {
+			return "", errors.New("the password is empty")
+		}
+		return string(secret), nil
+	}
+	line, err := t.readLine()
+	if err != nil {
+		return "", fmt.Errorf("reading the password from stdin: %w", err)
+	}
+	if line == "" {
+		return "", errors.New("the password (the first line of stdin) is empty")
+	}
+	return line, nil
+}
+
+// readLine returns the next line of stdin without its line ending. At the
+// end of input without a line it returns io.EOF.
+func (t *tool) readLine() (string, error) {
+	line, err := t.stdin.ReadString('\n')
+	if errors.Is(err, io.EOF) && line != "" {
+		err = nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+		line = line[:len(line)-1]
+	}
+	return line, nil
+}
+
+// workPath returns name inside the working directory.
+func (t *tool) workPath(name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(t.workDir, name)
+}
