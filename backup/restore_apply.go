@@ -1,0 +1,566 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// restorer carries one restore through its three phases: plan (read
+// only), stage (temporary names, undone on failure) and commit (renames).
+type restorer struct {
+	root     *os.Root
+	opts     RestoreOptions
+	members  []planned
+	manifest *Manifest
+	asRoot   bool
+	token    string
+	report   *RestoreReport
+
+	// dirs holds every directory that members go into or are, by path
+	// relative to the destination, with an os.Root opened on it once it
+	// exists. Opening each directory once keeps every later operation to
+	// a single path element.
+	dirs map[string]*dirState
+	// writes lists the indexes of the file and link members to write.
+	writes []int
+	// staged holds the temporary name of each member of writes.
+	staged map[int]string
+	// created lists the directories made by this restore, parents first.
+	created []string
+
+	manifestIndex map[string]*Member
+	progressState Progress
+
+	mu sync.Mutex
+}
+
+type dirState struct {
+	root   *os.Root
+	member *planned
+}
+
+// tempName returns the temporary name of member i, unique to this run.
+func (r *restorer) tempName(i int) string {
+	return fmt.Sprintf(".pasupgrade-restore-%s-%d", r.token, i)
+}
+
+func (r *restorer) closeDirs() {
+	for _, d := range r.dirs {
+		if d.root != nil {
+			d.root.Close()
+		}
+	}
+}
+
+// basePrefix returns the allowed prefix directory a member name lies in.
+func (r *restorer) basePrefix(name string) string {
+	for _, p := range r.opts.AllowedPrefixes {
+		if strings.HasPrefix(name+"/", p) {
+			return strings.TrimSuffix(p, "/")
+		}
+	}
+	return ""
+}
+
+// plan inspects the destination without changing it: which directories
+// exist, which members are written or skipped, and conflicts that would
+// make the restore fail halfway.
+func (r *restorer) plan() error {
+	r.dirs = make(map[string]*dirState)
+	r.staged = make(map[int]string)
+	bases := map[string]bool{}
+	for i := range r.members {
+		p := &r.members[i]
+		base := r.basePrefix(p.name)
+		bases[base] = true
+		dir := p.name
+		if p.typ != TypeDir {
+			dir = path.Dir(p.name)
+		}
+		for d := dir; d != base && d != "."; d = path.Dir(d) {
+			if r.dirs[d] == nil {
+				r.dirs[d] = &dirState{}
+			}
+		}
+		if p.typ == TypeDir {
+			if r.dirs[p.name] == nil {
+				r.dirs[p.name] = &dirState{}
+			}
+			r.dirs[p.name].member = p
+		}
+	}
+
+	for base := range bases {
+		if err := r.planBase(base); err != nil {
+			return err
+		}
+	}
+	for _, d := range r.sortedDirs() {
+		if err := r.planDir(d); err != nil {
+			return err
+		}
+	}
+	for i := range r.members {
+		if err := r.planMember(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *restorer) sortedDirs() []string {
+	dirs := make([]string, 0, len(r.dirs))
+	for d := range r.dirs {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	return dirs
+}
+
+// planBase opens an allowed prefix directory such as opt/balasys. It may
+// be reached through symbolic links that stay inside the destination, as
+// an operator may have laid out the disk.
+func (r *restorer) planBase(base string) error {
+	state := r.dirs[base]
+	if state == nil {
+		state = &dirState{}
+		r.dirs[base] = state
+	}
+	info, err := r.root.Stat(base)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking destination /%s: %w", base, err)
+	case !info.IsDir():
+		return fmt.Errorf("destination /%s is not a directory; remove it or restore into another root", base)
+	}
+	state.root, err = r.root.OpenRoot(base)
+	if err != nil {
+		return fmt.Errorf("opening destination /%s: %w", base, err)
+	}
+	return nil
+}
+
+// planDir opens a directory below a prefix when it exists. A symbolic
+// link or file in its place is a conflict: restore writes nothing through
+// links and removes no file to make room for a directory.
+func (r *restorer) planDir(d string) error {
+	state := r.dirs[d]
+	if state.root != nil || r.basePrefix(d) == d {
+		return nil
+	}
+	parent := r.dirs[path.Dir(d)]
+	if parent == nil || parent.root == nil {
+		return nil
+	}
+	info, err := parent.root.Lstat(path.Base(d))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking destination /%s: %w", d, err)
+	case info.Mode().Type() == fs.ModeSymlink:
+		return fmt.Errorf("destination /%s is a symbolic link where the archive has a directory; "+
+			"restore writes nothing through links: remove the link and run again", d)
+	case !info.IsDir():
+		return fmt.Errorf("destination /%s is a %s where the archive has a directory; remove it and run again",
+			d, fileKind(info.Mode()))
+	}
+	state.root, err = parent.root.OpenRoot(path.Base(d))
+	if err != nil {
+		return fmt.Errorf("opening destination /%s: %w", d, err)
+	}
+	return nil
+}
+
+// planMember decides whether a file or link member is written.
+func (r *restorer) planMember(i int) error {
+	p := &r.members[i]
+	if p.typ == TypeDir {
+		return nil
+	}
+	parent := r.dirs[path.Dir(p.name)]
+	if parent.root != nil {
+		info, err := parent.root.Lstat(path.Base(p.name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("checking destination /%s: %w", p.name, err)
+		case info.IsDir():
+			return fmt.Errorf("destination /%s is a directory where the archive has a %s; "+
+				"remove it and run again", p.name, p.typ)
+		case r.opts.UpdateOnly && p.file.Modified.Unix() <= info.ModTime().Unix():
+			r.report.Skipped++
+			return nil
+		}
+	}
+	r.writes = append(r.writes, i)
+	return nil
+}
+
+func fileKind(m fs.FileMode) string {
+	if m.IsRegular() {
+		return "regular file"
+	}
+	return typeName(m)
+}
+
+// stage creates missing directories and writes every member to write
+// under its temporary name, next to its target.
+func (r *restorer) stage(ctx context.Context) error {
+	r.progressState = Progress{Op: "restore", TotalFiles: len(r.writes)}
+	for _, i := range r.writes {
+		r.progressState.TotalBytes += int64(r.members[i].file.UncompressedSize64)
+	}
+	for _, d := range r.sortedDirs() {
+		if err := r.ensureDir(d); err != nil {
+			return err
+		}
+	}
+
+	var files []int
+	for _, i := range r.writes {
+		if r.members[i].typ == TypeSymlink {
+			if err := r.stageLink(i); err != nil {
+				return err
+			}
+			continue
+		}
+		files = append(files, i)
+	}
+	return r.stageFiles(ctx, files)
+}
+
+// ensureDir creates a missing directory with mode 0700 until commit sets
+// its mode, and records it for undo.
+func (r *restorer) ensureDir(d string) error {
+	state := r.dirs[d]
+	if state.root != nil {
+		return nil
+	}
+	if r.basePrefix(d) == d {
+		if err := r.mkdirBase(d); err != nil {
+			return err
+		}
+		root, err := r.root.OpenRoot(d)
+		if err != nil {
+			return fmt.Errorf("opening /%s: %w", d, err)
+		}
+		state.root = root
+		return nil
+	}
+
+	parent := r.dirs[path.Dir(d)]
+	if err := parent.root.Mkdir(path.Base(d), 0o700); err != nil {
+		return fmt.Errorf("creating directory /%s: %w", d, err)
+	}
+	r.created = append(r.created, d)
+	root, err := parent.root.OpenRoot(path.Base(d))
+	if err != nil {
+		return fmt.Errorf("opening /%s: %w", d, err)
+	}
+	state.root = root
+	return nil
+}
+
+// mkdirBase creates a missing prefix directory and its missing parents.
+func (r *restorer) mkdirBase(base string) error {
+	elems := strings.Split(base, "/")
+	for n := 1; n <= len(elems); n++ {
+		d := strings.Join(elems[:n], "/")
+		_, err := r.root.Lstat(d)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("checking destination /%s: %w", d, err)
+		}
+		if err := r.root.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("creating directory /%s: %w", d, err)
+		}
+		r.created = append(r.created, d)
+	}
+	return nil
+}
+
+func (r *restorer) stageLink(i int) error {
+	p := &r.members[i]
+	dir := r.dirs[path.Dir(p.name)].root
+	tmp := r.tempName(i)
+	if err := dir.Symlink(p.target, tmp); err != nil {
+		return fmt.Errorf("creating symbolic link /%s: %w", p.name, err)
+	}
+	r.staged[i] = tmp
+	if r.asRoot && p.owner.ok {
+		if err := dir.Lchown(tmp, int(p.owner.uid), int(p.owner.gid)); err != nil {
+			return fmt.Errorf("setting the owner of /%s: %w", p.name, err)
+		}
+	}
+	if p.outside {
+		r.report.OutsideLinks = append(r.report.OutsideLinks, Link{Name: p.name, Target: p.target})
+	}
+	r.report.Links++
+	r.progress(p.name, 0)
+	return nil
+}
+
+// stageFiles writes file members on several goroutines. The first error
+// stops the others.
+func (r *restorer) stageFiles(ctx context.Context, files []int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			buf := make([]byte, 256<<10)
+			for i := range work {
+				if err := r.stageFile(i, buf); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+loop:
+	for _, i := range files {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(work)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func (r *restorer) stageFile(i int, buf []byte) error {
+	p := &r.members[i]
+	dir := r.dirs[path.Dir(p.name)].root
+	tmp := r.tempName(i)
+	out, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating /%s: %w", p.name, err)
+	}
+	r.mu.Lock()
+	r.staged[i] = tmp
+	r.mu.Unlock()
+
+	n, err := r.copyData(p, out, buf)
+	if err == nil {
+		err = r.setFileMetadata(p, out)
+	}
+	if closeErr := out.Close(); err == nil && closeErr != nil {
+		err = fmt.Errorf("writing /%s: %w", p.name, closeErr)
+	}
+	if err != nil {
+		return err
+	}
+
+	r.mu.Lock()
+	r.report.Files++
+	r.report.Bytes += n
+	r.mu.Unlock()
+	r.progress(p.name, n)
+	return nil
+}
+
+// copyData writes a member's data and checks it: exactly the declared
+// size, the CRC-32, and the manifest's SHA-256 when there is a manifest.
+func (r *restorer) copyData(p *planned, out *os.File, buf []byte) (int64, error) {
+	rc, err := p.file.Open()
+	if err != nil {
+		return 0, fmt.Errorf("member %q: %w: %w", p.file.Name, ErrCorrupt, err)
+	}
+	defer rc.Close()
+
+	crc := crc32.NewIEEE()
+	hashes := io.Writer(crc)
+	var digest hash.Hash
+	if r.manifest != nil {
+		digest = sha256.New()
+		hashes = io.MultiWriter(crc, digest)
+	}
+	declared := int64(p.file.UncompressedSize64)
+	n, err := io.CopyBuffer(io.MultiWriter(out, hashes), io.LimitReader(rc, declared+1), buf)
+	var pathErr *fs.PathError
+	switch {
+	case errors.As(err, &pathErr):
+		return 0, fmt.Errorf("writing /%s: %w", p.name, err)
+	case err != nil:
+		return 0, fmt.Errorf("member %q: %w: %w", p.file.Name, ErrCorrupt, err)
+	case n != declared:
+		return 0, fmt.Errorf("member %q: %w: data of %s bytes, declared size %d",
+			p.file.Name, ErrCorrupt, sizeText(n, declared), declared)
+	case crc.Sum32() != p.file.CRC32:
+		return 0, fmt.Errorf("member %q: %w: CRC-32 %08x, expected %08x",
+			p.file.Name, ErrCorrupt, crc.Sum32(), p.file.CRC32)
+	}
+	if digest != nil {
+		if err := r.checkManifestDigest(p, n, hex.EncodeToString(digest.Sum(nil))); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+func sizeText(n, declared int64) string {
+	if n > declared {
+		return fmt.Sprintf("more than %d", declared)
+	}
+	return fmt.Sprint(n)
+}
+
+func (r *restorer) checkManifestDigest(p *planned, size int64, sum string) error {
+	m := r.manifestMember(p.file.Name)
+	if m == nil {
+		return fmt.Errorf("member %q: %w: the backup set's manifest does not list it", p.file.Name, ErrCorrupt)
+	}
+	if m.Size != size || m.SHA256 != sum {
+		return fmt.Errorf("member %q: %w: SHA-256 %s differs from the manifest's %s",
+			p.file.Name, ErrCorrupt, sum, m.SHA256)
+	}
+	return nil
+}
+
+// manifestMember looks a member up in the manifest. The index is built
+// once, on first use.
+func (r *restorer) manifestMember(name string) *Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.manifestIndex == nil {
+		r.manifestIndex = make(map[string]*Member, len(r.manifest.Members))
+		for i := range r.manifest.Members {
+			r.manifestIndex[r.manifest.Members[i].Name] = &r.manifest.Members[i]
+		}
+	}
+	return r.manifestIndex[name]
+}
+
+// setFileMetadata sets owner, mode and modification time through the
+// open file, so no path is resolved again.
+func (r *restorer) setFileMetadata(p *planned, f *os.File) error {
+	if r.asRoot && p.owner.ok {
+		if err := f.Chown(int(p.owner.uid), int(p.owner.gid)); err != nil {
+			return fmt.Errorf("setting the owner of /%s: %w", p.name, err)
+		}
+	}
+	if err := f.Chmod(p.perm); err != nil {
+		return fmt.Errorf("setting the mode of /%s: %w", p.name, err)
+	}
+	conn, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("setting the time of /%s: %w", p.name, err)
+	}
+	tv := syscall.NsecToTimeval(p.file.Modified.UnixNano())
+	var timeErr error
+	if err := conn.Control(func(fd uintptr) {
+		timeErr = syscall.Futimes(int(fd), []syscall.Timeval{tv, tv})
+	}); err != nil {
+		timeErr = err
+	}
+	if timeErr != nil {
+		return fmt.Errorf("setting the time of /%s: %w", p.name, timeErr)
+	}
+	return nil
+}
+
+func (r *restorer) progress(member string, n int64) {
+	if r.opts.Progress == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.progressState.Member = member
+	r.progressState.Files++
+	r.progressState.Bytes += n
+	r.opts.Progress(r.progressState)
+}
+
+// undo removes staged files and the directories this restore created.
+func (r *restorer) undo() error {
+	var errs []error
+	for i, tmp := range r.staged {
+		dir := r.dirs[path.Dir(r.members[i].name)].root
+		if err := dir.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range slices.Backward(r.created) {
+		if err := r.root.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// commit renames staged members into place, then sets the mode, owner
+// and time of directory members, deepest first so that later renames do
+// not change a parent's time.
+func (r *restorer) commit() error {
+	for _, i := range r.writes {
+		p := &r.members[i]
+		dir := r.dirs[path.Dir(p.name)].root
+		if err := dir.Rename(r.staged[i], path.Base(p.name)); err != nil {
+			return fmt.Errorf("moving /%s into place: %w", p.name, err)
+		}
+		delete(r.staged, i)
+	}
+
+	dirs := r.sortedDirs()
+	for _, d := range slices.Backward(dirs) {
+		state := r.dirs[d]
+		if state.member == nil {
+			continue
+		}
+		if err := r.setDirMetadata(state.member); err != nil {
+			return err
+		}
+		r.report.Dirs++
+	}
+	for _, d := range r.created {
+		if r.dirs[d] != nil && r.dirs[d].member != nil {
+			continue
+		}
+		if err := r.root.Chmod(d, 0o755); err != nil {
+			return fmt.Errorf("setting the mode of /%s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func (r *restorer) setDirMetadata(p *planned) error {
+	parent, name := r.root, p.name
+	if r.basePrefix(p.name) != p.name {
+		parent, name = r.dirs[path.Dir(p.name)].root, path.Base(p.name)
+	}
+	if r.asRoot && p.owner.ok {
+		if err := parent.Lchown(name, int(p.owner.uid), int(p.owner.gid)); err != nil {
+			return fmt.Errorf("setting the owner of /%s: %w", p.name, err)
+		}
+	}
+	if err := parent.Chmod(name, p.perm); err != nil {
+		return fmt.Errorf("setting the mode of /%s: %w", p.name, err)
+	}
+	mtime := p.file.Modified
+	if err := parent.Chtimes(name, time.Time{}, mtime); err != nil {
+		return fmt.Errorf("setting the time of /%s: %w", p.name, err)
+	}
+	return nil
+}
