@@ -1,0 +1,281 @@
+package deb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// InstallOptions are the answers and the mode of an installation.
+type InstallOptions struct {
+	// OverwriteConfig answers every package's overwrite-config question:
+	// true on a single node, where the installer then writes a working
+	// single-node configuration, false on a multi-node setup.
+	OverwriteConfig bool
+
+	// AdminPassword, when not empty, answers the mgmt package's
+	// admin-password question so that users.htpass gets a bcrypt hash.
+	// It is passed on stdin only, and removed from the debconf database
+	// after the installation, whether or not it succeeded.
+	AdminPassword string
+
+	// Interactive runs dpkg on the operator's terminal, without preseeded
+	// answers and without the conffile options, so the operator answers
+	// the installer's questions. The Runner must support
+	// runner.Command.Interactive.
+	Interactive bool
+}
+
+// KeptConffile is a configuration file that was modified locally and kept,
+// with the package's new version left beside it.
+type KeptConffile struct {
+	Package string
+
+	// Path is the kept file; Dist is the package's version of it,
+	// Path + ".dpkg-dist", for the operator to compare and merge.
+	Path string
+	Dist string
+}
+
+// InstallResult describes the changes an installation made.
+type InstallResult struct {
+	// Packages is the status of each package afterwards, in set order.
+	Packages []Status
+
+	// Kept lists the .dpkg-dist files that this installation wrote.
+	Kept []KeptConffile
+
+	// ConfiguredPending reports that packages left half-configured by an
+	// earlier run were configured before the installation.
+	ConfiguredPending bool
+}
+
+// ErrNotInstalled is wrapped when a package is not installed at the set's
+// version after dpkg reported success.
+var ErrNotInstalled = errors.New("deb: package not installed at the expected version")
+
+// Install installs the packages of set in one dpkg transaction.
+//
+// Unless opts.Interactive is set, nothing waits on a prompt: the debconf
+// answers are stored with debconf-set-selections (on stdin) and confirmed
+// with debconf-get-selections, dpkg runs with DEBIAN_FRONTEND=noninteractive
+// added to its environment, stdin from /dev/null, and --force-confdef
+// --force-confold, which keeps every locally modified configuration file.
+// Packages an earlier run left half-configured are configured first with
+// the same options. Afterwards Install reports each .dpkg-dist file that
+// appeared, checks that every package is installed at the set's version,
+// and removes a given admin password from the debconf database. A held
+// dpkg lock is waited for up to Manager.LockWait.
+func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (result InstallResult, err error) {
+	if err := m.checkChange(); err != nil {
+		return InstallResult{}, err
+	}
+	if len(set.Packages) == 0 {
+		return InstallResult{}, errors.New("installing packages: the set is empty; find the packages with FindSet first")
+	}
+	if opts.Interactive && opts.AdminPassword != "" {
+		return InstallResult{}, errors.New("installing packages: an admin password cannot be preseeded in interactive mode; enter it when the installer asks")
+	}
+	paths, err := absolutePaths(set.Paths())
+	if err != nil {
+		return InstallResult{}, err
+	}
+
+	if opts.AdminPassword != "" {
+		// The password must leave the debconf database even when a later
+		// step fails or ctx is cancelled.
+		defer func() {
+			err = errors.Join(err, m.clearPassword(context.WithoutCancel(ctx), opts.AdminPassword))
+		}()
+	}
+	if !opts.Interactive {
+		if err := m.preseed(ctx, set, opts); err != nil {
+			return InstallResult{}, err
+		}
+	}
+
+	result.ConfiguredPending, err = m.configureIfPending(ctx, set.Names(), opts.Interactive)
+	if err != nil {
+		return result, err
+	}
+
+	conffiles := distCandidates(set)
+	before, err := m.statFiles(ctx, conffiles)
+	if err != nil {
+		return result, err
+	}
+
+	m.emit(Event{Kind: EventInstall, Message: fmt.Sprintf("installing %s", strings.Join(set.Names(), ", "))})
+	if err := m.runDpkgInstall(ctx, paths, opts.Interactive); err != nil {
+		return result, m.explainFailure(ctx, set, fmt.Errorf("installing %s: %w", strings.Join(paths, " "), err))
+	}
+
+	after, err := m.statFiles(ctx, conffiles)
+	if err != nil {
+		return result, err
+	}
+	result.Kept = m.newDistFiles(set, before, after)
+
+	result.Packages, err = m.verifyInstalled(ctx, set)
+	return result, err
+}
+
+// checkChange rejects changes to a database other than the system's.
+func (m *Manager) checkChange() error {
+	if m.AdminDir != "" {
+		return fmt.Errorf("changing packages with AdminDir %q is not supported: AdminDir is only for reading another root file system", m.AdminDir)
+	}
+	return nil
+}
+
+func absolutePaths(paths []string) ([]string, error) {
+	abs := make([]string, len(paths))
+	for i, p := range paths {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("resolving package path %q: %w", p, err)
+		}
+		abs[i] = a
+	}
+	return abs, nil
+}
+
+// preseed stores and confirms the debconf answers of opts.
+func (m *Manager) preseed(ctx context.Context, set Set, opts InstallOptions) error {
+	sels := Selections(set.Names(), opts.OverwriteConfig, opts.AdminPassword)
+	secrets := []string{opts.AdminPassword}
+
+	withPassword := ""
+	if opts.AdminPassword != "" {
+		withPassword = ", and the admin password for a bcrypt hash"
+	}
+	m.emit(Event{Kind: EventPreseed, Message: fmt.Sprintf(
+		"answering the installer's questions: overwrite existing configuration %s%s",
+		yesNo(opts.OverwriteConfig), withPassword)})
+
+	if err := m.setSelections(ctx, sels, secrets); err != nil {
+		return err
+	}
+	return m.confirmSelections(ctx, sels, secrets)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func (m *Manager) runDpkgInstall(ctx context.Context, paths []string, interactive bool) error {
+	if interactive {
+		cmd := runner.Command{Argv: append([]string{"dpkg", "--install"}, paths...), Interactive: true}
+		_, err := m.runLocked(ctx, cmd)
+		return err
+	}
+
+	argv := append([]string{"dpkg"}, conffileOptions...)
+	argv = append(argv, "--install")
+	argv = append(argv, paths...)
+	_, err := m.runLocked(ctx, m.changeCommand(argv...))
+	return err
+}
+
+// ConfigurePending runs "dpkg --configure -a" with DEBIAN_FRONTEND=
+// noninteractive and the conffile options Install uses, finishing every
+// package that an interrupted run left unpacked or half-configured.
+func (m *Manager) ConfigurePending(ctx context.Context) error {
+	if err := m.checkChange(); err != nil {
+		return err
+	}
+	return m.configurePending(ctx, false)
+}
+
+func (m *Manager) configurePending(ctx context.Context, interactive bool) error {
+	argv := append([]string{"dpkg"}, conffileOptions...)
+	cmd := m.changeCommand(append(argv, "--configure", "-a")...)
+	if interactive {
+		cmd = runner.Command{Argv: []string{"dpkg", "--configure", "-a"}, Interactive: true}
+	}
+	if _, err := m.runLocked(ctx, cmd); err != nil {
+		return fmt.Errorf("configuring packages left half-configured: %w", err)
+	}
+	return nil
+}
+
+// configureIfPending configures pending packages when any of names is
+// waiting for it, because dpkg refuses some operations until it is done.
+func (m *Manager) configureIfPending(ctx context.Context, names []string, interactive bool) (bool, error) {
+	statuses, err := m.Installed(ctx, names...)
+	if err != nil {
+		return false, err
+	}
+	var pending []string
+	for _, st := range statuses {
+		if st.needsConfigure() {
+			pending = append(pending, fmt.Sprintf("%s (%s)", st.Name, st.Detail))
+		}
+	}
+	if len(pending) == 0 {
+		return false, nil
+	}
+
+	m.emit(Event{Kind: EventConfigure, Message: fmt.Sprintf(
+		"configuring packages an earlier run left unfinished: %s", strings.Join(pending, ", "))})
+	return true, m.configurePending(ctx, interactive)
+}
+
+// verifyInstalled checks that every package of set is installed at the
+// set's version and returns the statuses.
+func (m *Manager) verifyInstalled(ctx context.Context, set Set) ([]Status, error) {
+	statuses, err := m.Installed(ctx, set.Names()...)
+	if err != nil {
+		return nil, fmt.Errorf("checking the installed versions: %w", err)
+	}
+
+	var wrong []string
+	for _, st := range statuses {
+		if st.Installed() && st.IsVersion(set.Version) {
+			continue
+		}
+		wrong = append(wrong, describeStatus(st))
+	}
+	if len(wrong) > 0 {
+		return statuses, fmt.Errorf("%w: expected %s, found %s", ErrNotInstalled, set.Version, strings.Join(wrong, "; "))
+	}
+	return statuses, nil
+}
+
+func describeStatus(st Status) string {
+	desc := fmt.Sprintf("%s %s", st.Name, st.Detail)
+	if st.Version != "" {
+		desc += " at " + st.Version
+	}
+	if st.Repair != "" {
+		desc += ", repair with: " + st.Repair
+	}
+	return desc
+}
+
+// explainFailure adds the state dpkg left the packages in to a failed
+// installation's error, so the operator sees which repair command applies.
+func (m *Manager) explainFailure(ctx context.Context, set Set, failure error) error {
+	statuses, err := m.Installed(context.WithoutCancel(ctx), set.Names()...)
+	if err != nil {
+		m.logger().Warn("querying package states after a failed installation", "err", err)
+		return failure
+	}
+	var broken []string
+	for _, st := range statuses {
+		if st.State == StateBroken {
+			broken = append(broken, describeStatus(st))
+		}
+	}
+	if len(broken) == 0 {
+		return failure
+	}
+	return fmt.Errorf("%w; left behind: %s", failure, strings.Join(broken, "; "))
+}
