@@ -153,7 +153,7 @@ func failedNodes(job applyJob) string {
 		}
 	}
 	if len(names) == 0 {
-		return "no node named by the server"
+		return "no node that the server named"
 	}
 	return strings.Join(names, ", ")
 }
