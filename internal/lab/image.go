@@ -231,7 +231,7 @@ func importTree(ctx context.Context, cli client.APIClient, rootfs, ref string) e
 		"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"LABEL pasupgrade.lab.node-key=" + NodeImageKey(),
 	}
-	repo, tag, _ := strings.Cut(ref, ":")
+	repo, tag := splitRef(ref)
 	body, importErr := cli.ImageImport(ctx, image.ImportSource{Source: stream, SourceName: "-"},
 		repo, image.ImportOptions{Tag: tag, Changes: changes, Message: "pasupgrade lab node"})
 	if importErr == nil {
@@ -306,4 +306,15 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		go func() { <-done; f.Close() }()
 		return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
 	}
+}
+
+// splitRef splits an image reference into repository and tag; a reference
+// without a tag gets "latest". A colon inside a registry host's port is
+// not a tag separator.
+func splitRef(ref string) (string, string) {
+	slash := strings.LastIndexByte(ref, '/')
+	if colon := strings.LastIndexByte(ref, ':'); colon > slash {
+		return ref[:colon], ref[colon+1:]
+	}
+	return ref, "latest"
 }

@@ -1,0 +1,338 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+)
+
+// Topologies of a lab.
+const (
+	// TopologySingle is one node that runs mgmt, storage and core.
+	TopologySingle = "single"
+	// TopologyMulti is a management node (mgmt and storage, with core only
+	// when CoreOnMgmt is set) and a core node (storage and core) that the
+	// management node reaches over SSH.
+	TopologyMulti = "multi"
+)
+
+// Errors that callers of Up branch on.
+var (
+	// ErrLabExists is returned when the lab directory already holds a lab.
+	ErrLabExists = errors.New("lab: lab already exists")
+	// ErrPortInUse is returned when a requested port is taken.
+	ErrPortInUse = errors.New("lab: port in use")
+	// ErrNoLab is returned by Load for a directory without a lab.
+	ErrNoLab = errors.New("lab: no lab")
+)
+
+// stateFile is the lab's record in its directory.
+const stateFile = "lab.json"
+
+// Options configures Up. The zero value with a Topology is a single-node
+// lab named "default".
+type Options struct {
+	// Name tells labs apart: it prefixes container names and labels them.
+	// Lowercase letters, digits and dashes; empty means "default".
+	Name string
+
+	// Dir is the lab directory, mounted at the same path in every node.
+	// Empty means CacheDir()/labs/NAME.
+	Dir string
+
+	// Topology is TopologySingle or TopologyMulti. Empty means single.
+	Topology string
+
+	// HA also runs the HA component: on the management node, and in a
+	// multi-node lab on the core node too.
+	HA bool
+
+	// CoreOnMgmt runs core on the management node of a multi-node lab as
+	// well; a single node always runs it.
+	CoreOnMgmt bool
+
+	// EnableControl starts the management simulator with its /_sim/
+	// fault-injection endpoints.
+	EnableControl bool
+
+	// MgmtPort is the management API's port. Zero picks a free port.
+	MgmtPort int
+
+	// ToolImage is the reference the upgrade tool's image is imported as.
+	// Empty means pasupgrade-lab-NAME/pas-upgrade-tool:4.9.0.
+	ToolImage string
+
+	// PackageDir holds prebuilt .deb files (see BuildPackages). Empty
+	// means Up builds them.
+	PackageDir string
+
+	// ModuleDir is the pasupgrade module that the lab's commands are built
+	// from. Empty means the module containing the working directory.
+	ModuleDir string
+
+	// NodeImage builds the node image when the engine does not have it.
+	NodeImage NodeImage
+
+	// Logger receives progress. Nil discards it.
+	Logger *slog.Logger
+}
+
+// Lab is a running lab, as recorded in DIR/lab.json.
+type Lab struct {
+	Name       string    `json:"name"`
+	Dir        string    `json:"dir"`
+	Topology   string    `json:"topology"`
+	HA         bool      `json:"ha"`
+	CoreOnMgmt bool      `json:"core_on_mgmt"`
+	NodeImage  string    `json:"node_image"`
+	ToolImage  string    `json:"tool_image"`
+	Nodes      []LabNode `json:"nodes"`
+	Created    time.Time `json:"created"`
+}
+
+// LabNode is one node container of a lab.
+type LabNode struct {
+	// Name is the node's name in the lab and in the status: "mgmt" or
+	// "core-1".
+	Name string `json:"name"`
+	// Role is "mgmt" or "core".
+	Role string `json:"role"`
+	// Container and ContainerID identify the container.
+	Container   string `json:"container"`
+	ContainerID string `json:"container_id"`
+	// Packages are the PAS packages installed on the node.
+	Packages []string `json:"packages"`
+	// Units are the PAS systemd units running on the node.
+	Units []string `json:"units"`
+	// Ports maps a component (mgmt, core, storage, ha, ssh) to its port
+	// on the loopback interface.
+	Ports map[string]int `json:"ports"`
+}
+
+var labNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
+
+// WorkDir is the directory for the upgrade tool's files, owned by pas in
+// the management node.
+func (l *Lab) WorkDir() string { return filepath.Join(l.Dir, "work") }
+
+// PackageDir is where the lab's .deb files are, visible at the same path
+// in every node.
+func (l *Lab) PackageDir() string { return filepath.Join(l.Dir, "debs") }
+
+// PasswordFile is the file (mode 0600) with the management admin password.
+func (l *Lab) PasswordFile() string { return filepath.Join(l.Dir, "admin-password") }
+
+// StatusFile is the status file that the nodes' systemctl keeps and the
+// management simulator serves at /api/status.
+func (l *Lab) StatusFile() string { return filepath.Join(l.Dir, "status.json") }
+
+// AdminPassword returns the management admin password.
+func (l *Lab) AdminPassword() (string, error) {
+	data, err := os.ReadFile(l.PasswordFile())
+	if err != nil {
+		return "", fmt.Errorf("reading the lab's admin password: %w", err)
+	}
+	return string(data), nil
+}
+
+// MgmtURL returns the management API's base URL on loopback.
+func (l *Lab) MgmtURL() string {
+	return "http://127.0.0.1:" + strconv.Itoa(l.NodeByName("mgmt").Ports["mgmt"])
+}
+
+// NodeByName returns the node called name, or a zero LabNode.
+func (l *Lab) NodeByName(name string) LabNode {
+	for _, n := range l.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return LabNode{}
+}
+
+// Node returns a runner for the node called name.
+func (l *Lab) Node(cli client.APIClient, name string) (*Node, error) {
+	n := l.NodeByName(name)
+	if n.ContainerID == "" {
+		return nil, fmt.Errorf("lab %s has no node %q", l.Name, name)
+	}
+	return &Node{ID: n.ContainerID, Name: n.Container, WorkDir: l.Dir, cli: cli}, nil
+}
+
+// DefaultDir returns the directory of the lab called name.
+func DefaultDir(name string) string {
+	return filepath.Join(CacheDir(), "labs", name)
+}
+
+// Load reads the lab recorded in dir.
+func Load(dir string) (*Lab, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s: %s is missing", ErrNoLab, dir, stateFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var l Lab
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return &l, nil
+}
+
+func (l *Lab) save() error {
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(l.Dir, stateFile), append(data, '\n'), 0o644)
+}
+
+// withDefaults validates opts and fills in the defaults.
+func (o Options) withDefaults() (Options, error) {
+	if o.Name == "" {
+		o.Name = "default"
+	}
+	if !labNamePattern.MatchString(o.Name) {
+		return o, fmt.Errorf("invalid lab name %q: use up to 31 lowercase letters, digits and dashes", o.Name)
+	}
+	switch o.Topology {
+	case "":
+		o.Topology = TopologySingle
+	case TopologySingle, TopologyMulti:
+	default:
+		return o, fmt.Errorf("invalid topology %q: use %q or %q", o.Topology, TopologySingle, TopologyMulti)
+	}
+	if o.CoreOnMgmt && o.Topology != TopologyMulti {
+		return o, fmt.Errorf("core-on-mgmt applies to the multi topology only; a single node always runs core")
+	}
+	if o.MgmtPort < 0 || o.MgmtPort > 65535 {
+		return o, fmt.Errorf("invalid management port %d: use 1-65535, or 0 for a free port", o.MgmtPort)
+	}
+	if o.Dir == "" {
+		o.Dir = DefaultDir(o.Name)
+	}
+	abs, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return o, err
+	}
+	o.Dir = abs
+	if o.ToolImage == "" {
+		o.ToolImage = "pasupgrade-lab-" + o.Name + "/" + DefaultToolImage
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.NodeImage.Logger == nil {
+		o.NodeImage.Logger = o.Logger
+	}
+	return o, nil
+}
+
+// containerName returns the container name of a lab's node.
+func containerName(lab, node string) string {
+	return "pasupgrade-lab-" + lab + "-" + node
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1. It holds every
+// listener until all are chosen, so the n ports differ; another process
+// can still take one before the lab binds it.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// checkPortFree returns ErrPortInUse when something listens on port.
+func checkPortFree(port int, what string) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("%w: %s port %d on 127.0.0.1 is taken (%v); stop what uses it, "+
+			"choose another port, or pass 0 for a free one", ErrPortInUse, what, port, err)
+	}
+	l.Close()
+	return nil
+}
+
+// randomPassword returns a password of 24 URL-safe characters.
+func randomPassword() (string, error) {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// Down removes every container labelled with the lab's name, the lab's
+// tool image and the lab directory. The cached node image stays. It is
+// safe to call on a partly started lab and to call twice.
+func (l *Lab) Down(ctx context.Context, cli client.APIClient) error {
+	var errs []error
+	containers, err := cli.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelLab+"="+l.Name)),
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing the lab's containers: %w", err))
+	}
+	for _, c := range containers {
+		err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID[:12], err))
+		}
+	}
+	if l.ToolImage != "" {
+		_, err := cli.ImageRemove(ctx, l.ToolImage, image.RemoveOptions{Force: true, PruneChildren: true})
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing image %s: %w", l.ToolImage, err))
+		}
+	}
+	if err := removeLabDir(l.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeLabDir removes dir only when it holds a lab record, so that a
+// mistyped --dir never deletes an unrelated directory.
+func removeLabDir(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("not removing %s: it has no %s, so it is not a lab directory", dir, stateFile)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing the lab directory: %w", err)
+	}
+	return nil
+}

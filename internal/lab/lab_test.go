@@ -1,0 +1,134 @@
+package lab
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// upForTest starts a lab from the packages built once for this test binary
+// and checks after the test that Down left nothing behind.
+func upForTest(t *testing.T, opts Options) (*Lab, *client.Client) {
+	t.Helper()
+	cli := connectForTest(t)
+	debs := packagesForTest(t)
+	var anyDeb string
+	for _, path := range debs {
+		anyDeb = path
+		break
+	}
+	opts.Name = strings.TrimPrefix(UniqueName("t"), "t-")
+	opts.Dir = filepath.Join(t.TempDir(), "lab")
+	opts.PackageDir = filepath.Dir(anyDeb)
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l, err := Up(ctx, cli, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, l.Down(context.Background(), cli))
+		assertNothingLeft(t, cli, l)
+	})
+	return l, cli
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func assertNothingLeft(t *testing.T, cli client.APIClient, l *Lab) {
+	t.Helper()
+	ctx := context.Background()
+	containers, err := cli.ContainerList(ctx, container.ListOptions{
+		All: true, Filters: filters.NewArgs(filters.Arg("label", LabelLab+"="+l.Name)),
+	})
+	require.NoError(t, err)
+	assert.Empty(t, containers, "down must remove every container of the lab")
+	_, err = cli.ImageInspect(ctx, l.ToolImage)
+	assert.Error(t, err, "down must remove the lab's tool image %s", l.ToolImage)
+	_, err = os.Stat(l.Dir)
+	assert.True(t, os.IsNotExist(err), "down must remove the lab directory")
+	_, err = cli.ImageInspect(ctx, l.NodeImage)
+	assert.NoError(t, err, "down must keep the cached node image")
+}
+
+func TestSingleNodeLab(t *testing.T) {
+	l, cli := upForTest(t, Options{Topology: TopologySingle})
+	ctx := context.Background()
+	mgmt, err := l.Node(cli, "mgmt")
+	require.NoError(t, err)
+
+	// 4.8.0 is installed, according to dpkg in the node.
+	for _, pkg := range Packages {
+		res, err := mgmt.Run(ctx, runner.Command{Argv: []string{"dpkg-query", "--showformat=${Version}", "--show", pkg}})
+		require.NoError(t, err)
+		assert.Equal(t, "4.8.0", string(res.Stdout), "version of %s", pkg)
+	}
+
+	// Every service runs, according to the systemctl stand-in.
+	res, err := mgmt.Run(ctx, runner.Command{Argv: []string{"systemctl", "is-active", unitStorage, unitMgmt, unitCore}})
+	require.NoError(t, err)
+	assert.Equal(t, "active\nactive\nactive\n", string(res.Stdout))
+	status, err := l.Status(ctx, cli)
+	require.NoError(t, err)
+	require.Len(t, status, 1)
+	assert.Equal(t, "running", status[0].State)
+
+	// The management API accepts the admin password and rejects another.
+	password, err := l.AdminPassword()
+	require.NoError(t, err)
+	fi, err := os.Stat(l.PasswordFile())
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	assert.Equal(t, http.StatusOK, loginStatus(t, l.MgmtURL(), password))
+	assert.Equal(t, http.StatusUnauthorized, loginStatus(t, l.MgmtURL(), password+"x"))
+
+	// The guide's pre-upgrade command, run as pas in the work directory,
+	// starts the tool image on the engine behind the node's socket and
+	// writes the export into the work directory. The guide passes -it;
+	// without a terminal only -i applies, and the password comes on stdin.
+	cmd := `docker run --user $(id -u):$(id -g) --rm -i --network=host --volume $(pwd):/upgrade "$1" ` +
+		`--frontend-baseurl "$2" pre-upgrade`
+	res, err = mgmt.Run(ctx, runner.Command{
+		Argv:    []string{"sh", "-c", cmd, "sh", l.ToolImage, l.MgmtURL()},
+		User:    "pas",
+		Dir:     l.WorkDir(),
+		Stdin:   strings.NewReader(password + "\n"),
+		Secrets: []string{password},
+	})
+	require.NoError(t, err, "pre-upgrade output: %s %s", res.Stdout, res.Stderr)
+	export, err := os.ReadFile(filepath.Join(l.WorkDir(), "pas-config-4.8.0.yaml"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(export), "pas_config_version: 4.8.0"), "export starts with: %.60s", export)
+}
+
+// loginStatus posts the admin credentials to the management API's login
+// endpoint and returns the HTTP status.
+func loginStatus(t *testing.T, baseURL, password string) int {
+	t.Helper()
+	body := strings.NewReader(`{"username":"admin","password":"` + password + `"}`)
+	resp, err := http.Post(baseURL+"/api/login", "application/json", body)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
