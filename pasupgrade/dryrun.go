@@ -33,6 +33,9 @@ type dryRunner struct{ would func(string) }
 
 func (d dryRunner) Run(_ context.Context, cmd runner.Command) (runner.Result, error) {
 	line := "run " + cmd.String()
+	if cmd.User == "" {
+		line = "run (as root) " + cmd.String()
+	}
 	if cmd.Dir != "" {
 		line += " (in " + cmd.Dir + ")"
 	}

@@ -53,10 +53,11 @@ func (c *Clock) Now() time.Time {
 	return now
 }
 
-// fault is an error System returns from a call whose log entry starts with
-// prefix, times times.
+// fault is an error System returns from a call whose log entry is entry,
+// or starts with it when prefix is set, times times.
 type fault struct {
-	prefix string
+	entry  string
+	prefix bool
 	err    error
 	times  int
 }
@@ -162,17 +163,21 @@ func (s *System) seedFiles(hosts []string) {
 	s.Files[pasupgrade.InventoryPath] = []byte(inventory)
 }
 
-// FailOn makes the next call whose log entry starts with prefix return err.
-func (s *System) FailOn(prefix string, err error) *System {
-	return s.FailTimes(prefix, err, 1)
-}
-
-// FailTimes makes the next n calls whose log entry starts with prefix
-// return err.
-func (s *System) FailTimes(prefix string, err error, n int) *System {
+// FailOn makes the next call whose log entry is entry return err. Queries
+// (reads) have entries too, such as "api.status" or "packages.installed".
+func (s *System) FailOn(entry string, err error) *System {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, &fault{prefix: prefix, err: err, times: n})
+	s.faults = append(s.faults, &fault{entry: entry, err: err, times: 1})
+	return s
+}
+
+// FailPrefix makes the next n calls whose log entry starts with prefix
+// return err.
+func (s *System) FailPrefix(prefix string, err error, n int) *System {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &fault{entry: prefix, prefix: true, err: err, times: n})
 	return s
 }
 
@@ -261,7 +266,8 @@ func (s *System) change(entry string) error {
 // faultFor returns the armed fault for entry, using it up. s.mu is held.
 func (s *System) faultFor(entry string) error {
 	for _, f := range s.faults {
-		if f.times > 0 && strings.HasPrefix(entry, f.prefix) {
+		matches := entry == f.entry || (f.prefix && strings.HasPrefix(entry, f.entry))
+		if f.times > 0 && matches {
 			f.times--
 			return f.err
 		}

@@ -1,0 +1,200 @@
+package pasupgrade_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/pasupgrade"
+)
+
+// stepStart is where a step's changes begin in the log of a full run.
+type stepStart struct {
+	id  string
+	pos int
+}
+
+// referenceRun runs tc without faults and returns its log and where each
+// step's changes start in it.
+func referenceRun(t *testing.T, tc planCase) ([]string, []stepStart) {
+	t.Helper()
+	plan, sys := prepare(t, tc)
+	var starts []stepStart
+	cfg := pasupgrade.RunConfig{Events: func(ev pasupgrade.Event) {
+		if ev.Kind == pasupgrade.EventStepStart {
+			starts = append(starts, stepStart{ev.Step.ID, len(sys.Log())})
+		}
+	}}
+	_, err := runPlan(t, plan, sys, cfg)
+	require.NoError(t, err)
+	return sys.Log(), starts
+}
+
+func TestResumeAfterEachStepFails(t *testing.T) {
+	injected := errors.New("injected failure")
+	for _, tc := range planCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			full, starts := referenceRun(t, tc)
+			for i, st := range starts {
+				end := len(full)
+				if i+1 < len(starts) {
+					end = starts[i+1].pos
+				}
+				if end == st.pos {
+					continue // the step changes nothing
+				}
+				t.Run(st.id, func(t *testing.T) {
+					plan, sys := prepare(t, tc)
+					sys.FailOn(full[st.pos], injected)
+
+					_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+					var stepErr *pasupgrade.StepError
+					require.ErrorAs(t, err, &stepErr)
+					assert.Equal(t, st.id, stepErr.Step.ID)
+					assert.ErrorIs(t, err, injected)
+					first := sys.Log()
+					require.Greater(t, len(first), st.pos)
+					require.LessOrEqual(t, len(first), end)
+					assert.Equal(t, full[:len(first)], first, "changes before the failure")
+
+					sys.ResetLog()
+					_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{Resume: true})
+					require.NoError(t, err)
+					assert.Equal(t, full[st.pos:], sys.Log(), "changes of the resumed run")
+				})
+			}
+		})
+	}
+}
+
+func TestResumeRerunsStepWhoseCheckFails(t *testing.T) {
+	tc := planCases()[0]
+	plan, sys := prepare(t, tc)
+	sys.FailOn("tool convert-config as pas", errors.New("injected failure"))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+
+	// The last completed step exported the configuration; the export is
+	// gone since, so the step's check fails and it runs again.
+	delete(sys.Files, filepath.Join(plan.Options.WorkDir, "pas-config-4.8.0.yaml"))
+	sys.ResetLog()
+	var warnings []string
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{Resume: true, Events: func(ev pasupgrade.Event) {
+		if ev.Kind == pasupgrade.EventWarning {
+			warnings = append(warnings, ev.Message)
+		}
+	}})
+	require.NoError(t, err)
+	assert.Equal(t, singleUpgrade[2:], sys.Log())
+	require.Len(t, warnings, 1)
+	assert.Contains(t, warnings[0], "pre-upgrade is recorded as done")
+}
+
+func TestFailureNamesBackupAndJournal(t *testing.T) {
+	tc := planCases()[0]
+	plan, sys := prepare(t, tc)
+	sys.FailOn("systemctl stop proxedo-api-security", errors.New("unit failed to stop"))
+
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+	var stepErr *pasupgrade.StepError
+	require.ErrorAs(t, err, &stepErr)
+	assert.Equal(t, "/var/backups/pasupgrade/set-1", stepErr.BackupSet)
+	assert.Contains(t, err.Error(), "step stop-core (guide 3.2.10) failed: unit failed to stop")
+	assert.Contains(t, err.Error(), "backup set: /var/backups/pasupgrade/set-1")
+	assert.Contains(t, err.Error(), "journal: "+filepath.Join(plan.Options.WorkDir, pasupgrade.JournalFile))
+
+	j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+	require.NoError(t, err)
+	assert.Equal(t, "/var/backups/pasupgrade/set-1", j.State.BackupSet)
+	last := j.Steps[len(j.Steps)-1]
+	assert.Equal(t, "stop-core", last.ID)
+	assert.Equal(t, pasupgrade.OutcomeFailed, last.Outcome)
+	assert.Nil(t, j.Finished)
+}
+
+func TestFreshRunRefusesUnfinishedJournal(t *testing.T) {
+	tc := planCases()[0]
+	plan, sys := prepare(t, tc)
+	sys.FailOn("run[pas] pas-mgmt-update", errors.New("injected failure"))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.ErrorIs(t, err, pasupgrade.ErrUnfinishedRun)
+	assert.Contains(t, err.Error(), "stopped at step update-mgmt")
+	assert.Contains(t, err.Error(), "--resume")
+}
+
+func TestResumeWithOtherPlanFails(t *testing.T) {
+	tc := planCases()[0]
+	plan, sys := prepare(t, tc)
+	sys.FailOn("run[pas] pas-mgmt-update", errors.New("injected failure"))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+
+	opts := plan.Options
+	opts.KeepPEMModes = true
+	other, err := pasupgrade.NewUpgradePlan(pasupgrade.Upgrade480To490, opts)
+	require.NoError(t, err)
+	_, err = runPlan(t, other, sys, pasupgrade.RunConfig{Resume: true})
+	require.ErrorIs(t, err, pasupgrade.ErrJournalMismatch)
+	assert.Contains(t, err.Error(), "restrict-pem-modes")
+}
+
+func TestResumeWithoutJournalFails(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{Resume: true})
+	require.ErrorIs(t, err, pasupgrade.ErrNoJournal)
+}
+
+func TestJournalHasNoPassword(t *testing.T) {
+	for _, tc := range planCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, sys := prepare(t, tc)
+			_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{ToolVersion: "v1.2.3"})
+			require.NoError(t, err)
+
+			data, err := os.ReadFile(filepath.Join(plan.Options.WorkDir, pasupgrade.JournalFile))
+			require.NoError(t, err)
+			assert.NotContains(t, string(data), password)
+			j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+			require.NoError(t, err)
+			assert.Equal(t, "v1.2.3", j.ToolVersion)
+			assert.Equal(t, plan.IDs(), journalIDs(j))
+			assert.NotNil(t, j.Finished)
+			for _, rec := range j.Steps {
+				assert.Equal(t, pasupgrade.OutcomeDone, rec.Outcome, rec.ID)
+				assert.NotNil(t, rec.End, rec.ID)
+			}
+		})
+	}
+}
+
+func journalIDs(j *pasupgrade.Journal) []string {
+	var ids []string
+	for _, rec := range j.Steps {
+		ids = append(ids, rec.ID)
+	}
+	return ids
+}
+
+func TestLockRejectsSecondRun(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	lock, err := pasupgrade.AcquireLock(plan.Options.WorkDir)
+	require.NoError(t, err)
+	defer lock.Release()
+
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.ErrorIs(t, err, pasupgrade.ErrLocked)
+	assert.Contains(t, err.Error(), "process "+strings.TrimSpace(itoa(os.Getpid())))
+	assert.Empty(t, sys.Log())
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

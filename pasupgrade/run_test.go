@@ -1,0 +1,222 @@
+package pasupgrade_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/pasupgrade"
+)
+
+func TestDryRunChangesNothing(t *testing.T) {
+	for _, tc := range planCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, sys := prepare(t, tc)
+			var would []string
+			summary, err := runPlan(t, plan, sys, pasupgrade.RunConfig{DryRun: true, Events: func(ev pasupgrade.Event) {
+				if ev.Kind == pasupgrade.EventWould {
+					would = append(would, ev.Message)
+				}
+			}})
+			require.NoError(t, err)
+			assert.Empty(t, sys.Log())
+			assert.True(t, summary.DryRun)
+			assert.NoFileExists(t, filepath.Join(plan.Options.WorkDir, pasupgrade.JournalFile))
+			assert.NoFileExists(t, filepath.Join(plan.Options.WorkDir, pasupgrade.LockFile))
+			text := strings.Join(would, "\n")
+			assert.NotContains(t, text, password)
+			if tc.restore {
+				assert.Contains(t, text, "run (as root) userdel --force --remove pas")
+				return
+			}
+			assert.Contains(t, text, "systemctl restart proxedo-api-security-mgmt")
+			assert.Contains(t, text, "run (as pas) pas-mgmt-update (in "+plan.Options.WorkDir+")")
+			assert.Contains(t, text, "proxedo-api-security-mgmt/admin-password=***")
+		})
+	}
+}
+
+func TestDryRunShowsEditDiffs(t *testing.T) {
+	plan, sys := prepare(t, planCases()[1])
+	var would []string
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{DryRun: true, Events: func(ev pasupgrade.Event) {
+		if ev.Kind == pasupgrade.EventWould {
+			would = append(would, ev.Message)
+		}
+	}})
+	require.NoError(t, err)
+	text := strings.Join(would, "\n")
+	assert.Contains(t, text, "write /opt/balasys/etc/infrastructure/pas/docker-compose.conf (owner pas):\n"+
+		"  -export DOCKER_IMAGE_TAG=\"4.8.0\"\n  +export DOCKER_IMAGE_TAG=\"4.9.0\"")
+	assert.Contains(t, text, "write /opt/balasys/etc/automation/common_vars.yml (owner pas):\n"+
+		"  -storage_deb_path: /tmp/proxedo-api-security-storage_4.8.0_all.deb\n"+
+		"  -core_deb_path: /tmp/proxedo-api-security_4.8.0_all.deb\n"+
+		"  +storage_deb_path: /tmp/proxedo-api-security-storage_4.9.0_all.deb\n"+
+		"  +core_deb_path: /tmp/proxedo-api-security_4.9.0_all.deb\n"+
+		"  -    PAS_IMAGE_TAG: 4.8.0\n"+
+		"  +    PAS_IMAGE_TAG: 4.9.0")
+}
+
+func TestEditsKeepFileLayout(t *testing.T) {
+	plan, sys := prepare(t, planCases()[1])
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.NoError(t, err)
+	assert.Equal(t, "# compose settings\nexport DOCKER_IMAGE_TAG=\"4.9.0\"\n",
+		string(sys.Files["/opt/balasys/etc/infrastructure/mgmt/docker-compose.conf"]))
+	assert.Equal(t, "storage_deb_path: /tmp/proxedo-api-security-storage_4.9.0_all.deb\n"+
+		"core_deb_path: /tmp/proxedo-api-security_4.9.0_all.deb\ncommon:\n  docker:\n    PAS_IMAGE_TAG: 4.9.0\n",
+		string(sys.Files[pasupgrade.CommonVarsPath]))
+	assert.Equal(t, "pas", sys.Owners[pasupgrade.CommonVarsPath])
+}
+
+func TestDowntimeCoversCoreStoppedWindow(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	var downStart, downEnd time.Time
+	summary, err := runPlan(t, plan, sys, pasupgrade.RunConfig{Events: func(ev pasupgrade.Event) {
+		switch {
+		case ev.Kind == pasupgrade.EventStepStart && ev.Step.ID == "stop-core":
+			downStart = ev.Time
+		case ev.Kind == pasupgrade.EventStepEnd && ev.Step.ID == "start-core":
+			downEnd = ev.Time
+		}
+	}})
+	require.NoError(t, err)
+	assert.Positive(t, summary.Downtime)
+	assert.Less(t, summary.Downtime, summary.Duration)
+	// The window runs from the stop step's start to the start step's end;
+	// the fake clock advances a second per reading, so the events bracket it.
+	assert.LessOrEqual(t, summary.Downtime, downEnd.Sub(downStart))
+
+	var inside []string
+	for _, s := range plan.Steps {
+		if s.CoreStopped {
+			inside = append(inside, s.ID)
+		}
+	}
+	assert.Equal(t, []string{"stop-core", "post-upgrade", "start-core"}, inside)
+}
+
+func TestSummaryReportsHashAndReapply(t *testing.T) {
+	plan, sys := prepare(t, planCases()[1])
+	sys.OnCall("run[pas] pas-mgmt-deploy-core --restart-core", func() { sys.ReloadFailed = []string{"core-2"} })
+	summary, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.NoError(t, err)
+	assert.Equal(t, "api apply timeout=20s", sys.Log()[len(sys.Log())-1])
+	assert.Equal(t, []string{"core-2"}, summary.Reapplied)
+	assert.Equal(t, pasupgrade.HashBcrypt, summary.HashScheme)
+	assert.Contains(t, summary.Changed, "install-packages")
+	assert.NotContains(t, summary.Changed, "verify-versions")
+}
+
+func TestKeepPasswordHashReportsSHA(t *testing.T) {
+	pc := planCases()[0]
+	pc.opts.KeepPasswordHash = true
+	plan, sys := prepare(t, pc)
+	summary, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.NoError(t, err)
+	assert.Equal(t, pasupgrade.HashSHA1, summary.HashScheme)
+	assert.NotContains(t, sys.Log()[4], "admin-password")
+}
+
+func TestInsertStepsAroundNamedStep(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	var order []string
+	mark := func(id string) pasupgrade.Step {
+		return pasupgrade.Step{ID: id, Title: "Notify " + id, Section: "local", User: pasupgrade.UserRoot,
+			Run: func(context.Context, *pasupgrade.Env) error { order = append(order, id); return nil }}
+	}
+	require.NoError(t, plan.InsertBefore("stop-core", mark("drain-traffic")))
+	require.NoError(t, plan.InsertAfter("start-core", mark("undrain-traffic")))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{Events: func(ev pasupgrade.Event) {
+		if ev.Kind == pasupgrade.EventStepStart {
+			order = append(order, "start:"+ev.Step.ID)
+		}
+	}})
+	require.NoError(t, err)
+	joined := strings.Join(order, " ")
+	assert.Contains(t, joined, "start:restart-storage start:drain-traffic drain-traffic start:stop-core")
+	assert.Contains(t, joined, "start:start-core start:undrain-traffic undrain-traffic start:verify-versions")
+}
+
+func TestInsertRejectsBadSteps(t *testing.T) {
+	opts := options(pasupgrade.TopologySingle, false, false)
+	opts.WorkDir = t.TempDir()
+	plan, err := pasupgrade.NewUpgradePlan(pasupgrade.Upgrade480To490, opts)
+	require.NoError(t, err)
+	noop := func(context.Context, *pasupgrade.Env) error { return nil }
+
+	tests := []struct {
+		name string
+		at   string
+		step pasupgrade.Step
+		want string
+	}{
+		{"unknown anchor", "no-such-step", pasupgrade.Step{ID: "x", Title: "x", User: "root", Run: noop}, "no such step"},
+		{"duplicate id", "backup", pasupgrade.Step{ID: "post-upgrade", Title: "x", User: "root", Run: noop}, `step id "post-upgrade" appears twice`},
+		{"slow inside window", "post-upgrade", pasupgrade.Step{ID: "pull", Title: "x", User: "root", Slow: true, Run: noop}, "would run while core is stopped"},
+		{"bad user", "backup", pasupgrade.Step{ID: "x", Title: "x", User: "admin", Run: noop}, `runs as "admin"`},
+		{"no run", "backup", pasupgrade.Step{ID: "x", Title: "x", User: "root"}, "has no Run function"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := plan.IDs()
+			err := plan.InsertAfter(tc.at, tc.step)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Equal(t, before, plan.IDs(), "the plan is unchanged")
+		})
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*pasupgrade.Options)
+		want   string
+	}{
+		{"ha on single", func(o *pasupgrade.Options) { o.HA = true }, "multi node topology only"},
+		{"bad topology", func(o *pasupgrade.Options) { o.Topology = "cluster" }, `topology "cluster"`},
+		{"relative work dir", func(o *pasupgrade.Options) { o.WorkDir = "upgrade" }, `work directory "upgrade"`},
+		{"backup in pas home", func(o *pasupgrade.Options) { o.BackupDir = "/opt/balasys/backup" }, "restore deletes with the pas user"},
+		{"ca outside work dir", func(o *pasupgrade.Options) { o.CACert = "/etc/ssl/ca.pem" }, "outside the work directory"},
+		{"no deb dir", func(o *pasupgrade.Options) { o.DebDir = "" }, "deb-dir"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := options(pasupgrade.TopologySingle, false, false)
+			opts.WorkDir = "/srv/upgrade"
+			tc.modify(&opts)
+			err := opts.Validate(false)
+			require.ErrorIs(t, err, pasupgrade.ErrInvalidOptions)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestStepOutputKeptForFailure(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	sys.FailOn("run[pas] pas-storage-checkconfig", errors.New("config.yml: line 3: invalid key "+password))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	var stepErr *pasupgrade.StepError
+	require.ErrorAs(t, err, &stepErr)
+	assert.NotContains(t, err.Error(), password)
+	assert.Contains(t, err.Error(), "invalid key ***")
+
+	j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+	require.NoError(t, err)
+	for _, rec := range j.Steps {
+		if rec.ID == "update-mgmt" {
+			assert.True(t, strings.HasPrefix(rec.Output, "sha256:"), rec.Output)
+		}
+	}
+	data, err := os.ReadFile(j.Path())
+	require.NoError(t, err)
+	assert.NotContains(t, string(data), password)
+}
