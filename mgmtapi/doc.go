@@ -1,7 +1,7 @@
-// Package mgmtapi is a client of the PAS management component's REST API:
-// log in, export the running configuration, import a configuration, run a
-// config apply and wait for it, and read the status of every node with its
-// reload success, the pending changes and the version.
+// Package mgmtapi is a client of the PAS management component's REST API.
+// It logs in, exports the running configuration, imports a configuration,
+// runs a config apply and waits for it. It also reads the status of every
+// node with its reload success, the pending changes and the version.
 //
 // The API is not publicly documented, so its paths are an Endpoints value
 // with defaults that callers can override. The fake in mgmtapi/mgmtapitest

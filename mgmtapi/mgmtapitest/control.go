@@ -209,6 +209,18 @@ func (h *Handler) RequestsTo(method, path string) []Request {
 	return matched
 }
 
+// Tokens returns the tokens the handler has issued and still accepts, so
+// tests can check that no token leaked into logs or files.
+func (h *Handler) Tokens() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tokens := make([]string, 0, len(h.tokens))
+	for t := range h.tokens {
+		tokens = append(tokens, t)
+	}
+	return tokens
+}
+
 // Dump is the reply of GET /_sim/state.
 type Dump struct {
 	Version    string            `json:"version"`

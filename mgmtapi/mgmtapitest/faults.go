@@ -62,9 +62,14 @@ type Fault struct {
 // validate checks f and fills defaults.
 func (f *Fault) validate() error {
 	switch f.Kind {
-	case FaultStatus, FaultHTML:
+	case FaultStatus:
 		if f.Status < 400 || f.Status > 599 {
 			return fmt.Errorf("fault %q needs a status from 400 to 599, got %d", f.Kind, f.Status)
+		}
+	case FaultHTML:
+		// 200 is allowed: a captive portal sends its page with 200.
+		if f.Status < 200 || f.Status > 599 {
+			return fmt.Errorf("fault %q needs a status from 200 to 599, got %d", f.Kind, f.Status)
 		}
 	case FaultDelay:
 		if f.Delay <= 0 {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http/httptest"
@@ -18,8 +19,7 @@ import (
 	"time"
 )
 
-// Server is a Handler served over loopback for a test. It stops when the
-// test ends.
+// Server is a Handler served over loopback.
 type Server struct {
 	*Handler
 
@@ -27,39 +27,95 @@ type Server struct {
 	URL string
 
 	// CACertPEM is the PEM of the CA that signed the server's certificate,
-	// for servers started with StartTLS. It is nil for plain HTTP.
+	// for servers started with TLS. It is nil for plain HTTP.
 	CACertPEM []byte
+
+	srv     *httptest.Server
+	tempDir string
 }
 
-// Start serves a new Handler over plain HTTP on loopback. A missing
-// opts.StateDir becomes a temporary directory of the test.
-func Start(t testing.TB, opts Options) *Server {
-	t.Helper()
-	h := newTestHandler(t, opts)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &Server{Handler: h, URL: srv.URL}
-}
+// NewServer serves a new Handler on loopback, over HTTPS with a generated
+// CA when useTLS is true. A missing opts.StateDir becomes a temporary
+// directory that Close removes. The caller must call Close. Tests use
+// Start or StartTLS, which close the server when the test ends.
+func NewServer(opts Options, useTLS bool) (*Server, error) {
+	s := &Server{}
+	if opts.StateDir == "" {
+		dir, err := os.MkdirTemp("", "mgmtapitest-*")
+		if err != nil {
+			return nil, fmt.Errorf("mgmtapitest: %w", err)
+		}
+		s.tempDir, opts.StateDir = dir, dir
+	}
+	h, err := NewHandler(opts)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Handler = h
+	s.srv = httptest.NewUnstartedServer(h)
+	// Handshake failures are expected in tests of wrong CAs.
+	s.srv.Config.ErrorLog = slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)
+	if !useTLS {
+		s.srv.Start()
+		s.URL = s.srv.URL
+		return s, nil
+	}
 
-// StartTLS serves a new Handler over HTTPS on loopback, with a certificate
-// for 127.0.0.1, ::1 and localhost signed by a CA generated for this
-// server. Clients trust it through CACertPEM or CAFile.
-func StartTLS(t testing.TB, opts Options) *Server {
-	t.Helper()
-	h := newTestHandler(t, opts)
 	ca, err := NewCA()
 	if err != nil {
-		t.Fatalf("mgmtapitest: %v", err)
+		s.Close()
+		return nil, fmt.Errorf("mgmtapitest: %w", err)
 	}
 	cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
 	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("mgmtapitest: %w", err)
+	}
+	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.srv.StartTLS()
+	s.URL = s.srv.URL
+	s.CACertPEM = ca.CertPEM
+	return s, nil
+}
+
+// Close stops the server, waits for running requests and removes the
+// temporary state directory. It is safe to call twice.
+func (s *Server) Close() {
+	if s.srv != nil && s.srv.URL != "" {
+		s.srv.Close()
+	}
+	if s.tempDir != "" {
+		os.RemoveAll(s.tempDir)
+	}
+}
+
+// Start serves a new Handler over plain HTTP on loopback until the test
+// ends. A missing opts.StateDir becomes a temporary directory of the test.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	return start(t, opts, false)
+}
+
+// StartTLS serves a new Handler over HTTPS on loopback until the test
+// ends, with a certificate for 127.0.0.1, ::1 and localhost signed by a CA
+// generated for this server. Clients trust it through CACertPEM or CAFile.
+func StartTLS(t testing.TB, opts Options) *Server {
+	t.Helper()
+	return start(t, opts, true)
+}
+
+func start(t testing.TB, opts Options, useTLS bool) *Server {
+	t.Helper()
+	if opts.StateDir == "" {
+		opts.StateDir = t.TempDir()
+	}
+	s, err := NewServer(opts, useTLS)
+	if err != nil {
 		t.Fatalf("mgmtapitest: %v", err)
 	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return &Server{Handler: h, URL: srv.URL, CACertPEM: ca.CertPEM}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // CAFile writes CACertPEM to a file in a temporary directory of the test
@@ -67,25 +123,13 @@ func StartTLS(t testing.TB, opts Options) *Server {
 func (s *Server) CAFile(t testing.TB) string {
 	t.Helper()
 	if s.CACertPEM == nil {
-		t.Fatal("mgmtapitest: CAFile needs a server started with StartTLS")
+		t.Fatal("mgmtapitest: CAFile needs a server started with TLS")
 	}
 	path := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(path, s.CACertPEM, 0o644); err != nil {
 		t.Fatalf("mgmtapitest: %v", err)
 	}
 	return path
-}
-
-func newTestHandler(t testing.TB, opts Options) *Handler {
-	t.Helper()
-	if opts.StateDir == "" {
-		opts.StateDir = t.TempDir()
-	}
-	h, err := NewHandler(opts)
-	if err != nil {
-		t.Fatalf("mgmtapitest: %v", err)
-	}
-	return h
 }
 
 // CA is a certificate authority generated for tests and for the lab.

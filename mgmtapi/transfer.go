@@ -1,0 +1,185 @@
+package mgmtapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Export describes an exported configuration file.
+type Export struct {
+	// Name is the file name the server gave, reduced to a safe base name.
+	Name string
+	// Size is the number of bytes written.
+	Size int64
+	// SHA256 is the hex SHA-256 of the bytes written.
+	SHA256 string
+}
+
+// ExportKindRunning is the kind of ExportConfig for the running
+// configuration.
+const ExportKindRunning = "running"
+
+// ExportConfig streams the configuration of kind (ExportKindRunning for a
+// backup) to w without holding it in memory, and returns the server's
+// file name, the byte count and the SHA-256. It checks the byte count
+// against Content-Length when the server sends one. A request that fails
+// before the first byte reaches w is retried. A failure after that is
+// returned, and w then holds a partial file that the caller must discard,
+// as ExportConfigFile does.
+func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Export, error) {
+	req := c.get(c.paths.Export)
+	req.query = url.Values{"kind": {kind}}
+	// Identity encoding keeps Content-Length the length of the file, which
+	// transparent gzip decoding would hide.
+	req.header = map[string]string{"Accept-Encoding": "identity", "Accept": "application/octet-stream"}
+
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return Export{}, fmt.Errorf("exporting the %s configuration: %w", kind, err)
+	}
+	defer resp.Body.Close()
+
+	if ct := resp.Header.Get("Content-Type"); isJSON(ct) || strings.HasPrefix(ct, "text/html") {
+		return Export{}, fmt.Errorf("exporting the %s configuration: %w: %s returned %s where a file was "+
+			"expected: %s", kind, ErrInvalidReply, c.urlOf(req.path), ct, c.snippet(resp.Body))
+	}
+
+	exp := Export{Name: fileNameOf(resp.Header.Get("Content-Disposition"), "pas-config-"+kind+".yaml")}
+	sum := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, sum), resp.Body)
+	exp.Size = n
+	declared := resp.ContentLength
+	switch {
+	case err != nil && declared >= 0:
+		return exp, fmt.Errorf("exporting the %s configuration: %w: the file from %s ended after %d of %d "+
+			"bytes: %v", kind, ErrInvalidReply, c.urlOf(req.path), n, declared, err)
+	case err != nil:
+		return exp, fmt.Errorf("exporting the %s configuration: transfer from %s failed after %d bytes: %w",
+			kind, c.urlOf(req.path), n, err)
+	case declared >= 0 && n != declared:
+		return exp, fmt.Errorf("exporting the %s configuration: %w: the file from %s has %d bytes but "+
+			"Content-Length declared %d", kind, ErrInvalidReply, c.urlOf(req.path), n, declared)
+	}
+	exp.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	c.log.Info("configuration exported", "kind", kind, "name", exp.Name, "bytes", n, "sha256", exp.SHA256)
+	return exp, nil
+}
+
+// ExportConfigFile exports the configuration of kind to path, or into the
+// directory path under the server's file name. It writes a temporary file
+// in the same directory and renames it into place once the whole file
+// arrived with the declared length. So a failure leaves no partial file,
+// and an existing file is replaced only by a complete one.
+func (c *Client) ExportConfigFile(ctx context.Context, kind, path string) (Export, string, error) {
+	dir, target := path, ""
+	if info, err := os.Stat(path); err != nil || !info.IsDir() {
+		dir, target = filepath.Dir(path), path
+	}
+	tmp, err := os.CreateTemp(dir, ".pas-config-*.partial")
+	if err != nil {
+		return Export{}, "", fmt.Errorf("exporting the %s configuration: %w", kind, err)
+	}
+	defer os.Remove(tmp.Name())
+
+	exp, err := c.ExportConfig(ctx, kind, tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if closeErr := tmp.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return exp, "", err
+	}
+
+	if target == "" {
+		target = filepath.Join(dir, exp.Name)
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return exp, "", fmt.Errorf("exporting the %s configuration: %w", kind, err)
+	}
+	return exp, target, nil
+}
+
+// fileNameOf returns the file name of a Content-Disposition header as a
+// base name without path separators, or fallback.
+func fileNameOf(disposition, fallback string) string {
+	_, params, err := mime.ParseMediaType(disposition)
+	if err != nil {
+		return fallback
+	}
+	name := filepath.Base(strings.ReplaceAll(params["filename"], "\\", "/"))
+	if name == "." || name == "/" || name == ".." || name == "" || strings.HasPrefix(name, ".") {
+		return fallback
+	}
+	return name
+}
+
+// ImportConfig uploads the configuration read from r, as the multipart
+// field "file" named name, and returns the number of pending changes. The
+// upload is streamed: the file is never held in memory. It is sent once and
+// never retried, even on a 503, because the reader cannot be rewound and
+// the server may have stored it. To retry, call again with a new reader.
+func (c *Client) ImportConfig(ctx context.Context, r io.Reader, name string) (int, error) {
+	if name == "" {
+		name = "pas-config.yaml"
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	done := make(chan struct{})
+	var sent int64
+	go func() {
+		defer close(done)
+		part, err := mw.CreateFormFile("file", filepath.Base(name))
+		if err == nil {
+			sent, err = io.Copy(part, r)
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+
+	req := request{
+		method: http.MethodPost, path: c.paths.Import, auth: true, stream: pr,
+		header: map[string]string{"Content-Type": mw.FormDataContentType()},
+	}
+	resp, err := c.do(ctx, req)
+	// The transport closes the body when it is done, but not always before
+	// returning; closing it here ends the goroutine's writes.
+	pr.CloseWithError(errors.New("upload ended"))
+	<-done
+	if err != nil {
+		return 0, fmt.Errorf("importing %s (%d bytes sent): %w", name, sent, c.timeoutError(ctx, req, err))
+	}
+	defer resp.Body.Close()
+
+	var reply ImportReply
+	if err := c.decodeJSON(req, resp, &reply); err != nil {
+		return 0, fmt.Errorf("importing %s: %w", name, err)
+	}
+	c.log.Info("configuration imported", "name", name, "bytes", sent, "pending_changes", reply.PendingChanges)
+	return reply.PendingChanges, nil
+}
+
+// ImportConfigFile uploads the configuration file at path, as
+// ImportConfig does.
+func (c *Client) ImportConfigFile(ctx context.Context, path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("importing a configuration: %w", err)
+	}
+	defer f.Close()
+	return c.ImportConfig(ctx, f, filepath.Base(path))
+}
