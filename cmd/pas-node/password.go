@@ -16,7 +16,7 @@ import (
 
 // setPasswordCommand stores a user's password hash in the mgmt users file.
 // The password is the first line of stdin, so it never shows in argv; the
-// maintainer scripts pipe the debconf answer in with the shell's printf
+// maintainer scripts pipe the debconf value in with the shell's printf
 // builtin.
 func setPasswordCommand(env *environment, args []string) error {
 	flags := flag.NewFlagSet("set-password", flag.ContinueOnError)
@@ -55,8 +55,8 @@ func hashPassword(scheme, password string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("hashing the password: %w", err)
 		}
-		// Go writes $2a$; htpasswd and the product write $2y$, the same
-		// algorithm under the name PHP gave its fixed implementation.
+		// Go's bcrypt writes $2a$ and htpasswd -B writes $2y$. Both prefixes
+		// name the same algorithm, so only the prefix changes.
 		return "$2y$" + strings.TrimPrefix(string(hash), "$2a$"), nil
 	}
 	return "", fmt.Errorf("%w: hash scheme %q is not sha or bcrypt", errUsage, scheme)

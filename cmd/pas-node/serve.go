@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// healthPath is where every simulated component reports its health.
+// healthPath is the URL path of every simulated component's health report.
 const healthPath = "/_pas/health"
 
 // health is the body served at healthPath.
@@ -49,9 +49,9 @@ func runComponentCommand(name string) func(*environment, []string) error {
 }
 
 // serveComponent checks c's configuration as checkconfig does, then serves
-// until ctx ends. Core also proxies every other request to its upstream, or
-// answers it itself when no upstream is set; that answer is what the
-// end-to-end tests poll to measure downtime.
+// until ctx ends. Core also proxies every other request to its upstream,
+// or responds itself when no upstream is set. The end-to-end tests poll
+// that response to measure downtime.
 func serveComponent(ctx context.Context, env *environment, c component, logger *slog.Logger) error {
 	if problems := checkComponent(env, c); len(problems) > 0 {
 		return fmt.Errorf("not starting: %w", errors.Join(problems...))
