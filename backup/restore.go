@@ -209,7 +209,8 @@ func describeNotZip(ctx context.Context, f *os.File, size int64, zipErr error) s
 	if size == 0 {
 		return "the file is empty"
 	}
-	format, _, err := archives.Identify(ctx, f.Name(), io.NewSectionReader(f, 0, size))
+	// An empty file name makes Identify judge by content alone.
+	format, _, err := archives.Identify(ctx, "", io.NewSectionReader(f, 0, size))
 	switch {
 	case err == nil && format.Extension() == ".zip":
 		return fmt.Sprintf("the file starts like a zip but its directory is unreadable (%v): "+

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/klauspost/compress/zip"
 )
 
 // restorer carries one restore through its three phases: plan (read
@@ -403,6 +405,14 @@ func (r *restorer) copyData(p *planned, out *os.File, buf []byte) (int64, error)
 	switch {
 	case errors.As(err, &pathErr):
 		return 0, fmt.Errorf("writing /%s: %w", p.name, err)
+	case errors.Is(err, zip.ErrChecksum):
+		return 0, fmt.Errorf("member %q: %w: the data does not match its CRC-32 %08x",
+			p.file.Name, ErrCorrupt, p.file.CRC32)
+	case errors.Is(err, zip.ErrFormat):
+		// The zip reader returns ErrFormat as soon as data runs past the
+		// declared size.
+		return 0, fmt.Errorf("member %q: %w: data of more than its declared size %d",
+			p.file.Name, ErrCorrupt, declared)
 	case err != nil:
 		return 0, fmt.Errorf("member %q: %w: %w", p.file.Name, ErrCorrupt, err)
 	case n != declared:

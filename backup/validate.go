@@ -88,14 +88,15 @@ func validate(files []*zip.File, lim limits) ([]planned, error) {
 	}
 
 	for i := range members {
-		p := &members[i]
-		if err := checkAncestors(p, types); err != nil {
+		if err := checkAncestors(&members[i], types); err != nil {
 			return nil, err
 		}
-		if p.typ != TypeSymlink {
+	}
+	for i := range members {
+		if members[i].typ != TypeSymlink {
 			continue
 		}
-		if err := checkLink(p, types, lim); err != nil {
+		if err := checkLink(&members[i], types, lim); err != nil {
 			return nil, err
 		}
 	}

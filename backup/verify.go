@@ -30,6 +30,11 @@ func Verify(ctx context.Context, setDir string) error {
 		return fmt.Errorf("verifying %s: %w: the manifest names the set %q; an interrupted run leaves "+
 			"a temporary directory, which is not a set", setDir, ErrNotSet, m.Name)
 	}
+	// Members first, so that damage inside the zip is reported with the
+	// member's name rather than as a changed archive digest.
+	if err := verifyMembers(ctx, filepath.Join(setDir, ArchiveName), m.Members); err != nil {
+		return fmt.Errorf("verifying %s: %w", setDir, err)
+	}
 	if err := verifyFile(setDir, m.Archive); err != nil {
 		return err
 	}
@@ -37,9 +42,6 @@ func Verify(ctx context.Context, setDir string) error {
 		if err := verifyFile(setDir, *m.RunningConfig); err != nil {
 			return err
 		}
-	}
-	if err := verifyMembers(ctx, filepath.Join(setDir, ArchiveName), m.Members); err != nil {
-		return fmt.Errorf("verifying %s: %w", setDir, err)
 	}
 	return nil
 }
@@ -119,17 +121,18 @@ func verifyMember(zf *zip.File, want *Member, buf []byte) error {
 
 	rc, err := zf.Open()
 	if err != nil {
-		return fmt.Errorf("member %q: %w: %w", zf.Name, ErrCorrupt, err)
+		return fmt.Errorf("member %q: %w: %w", zf.Name, ErrMismatch, err)
 	}
 	defer rc.Close()
 	crc := crc32.NewIEEE()
 	digest := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(crc, digest), rc, buf)
 	if err != nil {
-		return fmt.Errorf("member %q: %w: %w", zf.Name, ErrCorrupt, err)
+		return fmt.Errorf("member %q: %w: %w: %w", zf.Name, ErrMismatch, ErrCorrupt, err)
 	}
 	if crc.Sum32() != zf.CRC32 {
-		return fmt.Errorf("member %q: %w: CRC-32 %08x, expected %08x", zf.Name, ErrCorrupt, crc.Sum32(), zf.CRC32)
+		return fmt.Errorf("member %q: %w: %w: CRC-32 %08x, expected %08x",
+			zf.Name, ErrMismatch, ErrCorrupt, crc.Sum32(), zf.CRC32)
 	}
 	if sum := hex.EncodeToString(digest.Sum(nil)); n != want.Size || sum != want.SHA256 {
 		return fmt.Errorf("%w: member %q has %d bytes with SHA-256 %s, the manifest records %d bytes "+
