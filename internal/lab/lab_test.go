@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +132,63 @@ func loginStatus(t *testing.T, baseURL, password string) int {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
+}
+
+func TestMultiNodeLab(t *testing.T) {
+	l, cli := upForTest(t, Options{Topology: TopologyMulti})
+	ctx := context.Background()
+	mgmt, err := l.Node(cli, "mgmt")
+	require.NoError(t, err)
+	core, err := l.Node(cli, coreNodeName)
+	require.NoError(t, err)
+
+	// The up step deployed 4.8.0 to the core node with the guide's tool.
+	assert.Equal(t, "4.8.0", installedVersion(t, core, CorePackage))
+	res, err := core.Run(ctx, runner.Command{Argv: []string{"systemctl", "is-active", unitStorage, unitCore}})
+	require.NoError(t, err)
+	assert.Equal(t, "active\nactive\n", string(res.Stdout))
+
+	// The management node's pas user reaches the core node over SSH with
+	// its key, and the inventory lists the core node.
+	sshPort := l.NodeByName(coreNodeName).Ports["ssh"]
+	res, err = mgmt.Run(ctx, runner.Command{
+		Argv: []string{"ssh", "-p", strconv.Itoa(sshPort), "-i", "/opt/balasys/.ssh/id_ed25519",
+			"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "pas@127.0.0.1", "id -un"},
+		User: "pas",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "pas\n", string(res.Stdout))
+	inventory, err := mgmt.ReadFile(ctx, inventoryPath)
+	require.NoError(t, err)
+	assert.Contains(t, string(inventory), "ansible_port: "+strconv.Itoa(sshPort))
+
+	// pas-mgmt-deploy-core --deploy-core changes the core node: pointed at
+	// the 4.9.0 packages, it installs them there.
+	for _, pkg := range []string{StoragePackage, CorePackage} {
+		name := DebFileName(pkg, "4.9.0")
+		_, err := mgmt.Run(ctx, runner.Command{Argv: []string{"install", "-m", "0644",
+			filepath.Join(l.PackageDir(), name), "/tmp/" + name}})
+		require.NoError(t, err)
+	}
+	_, err = mgmt.Run(ctx, runner.Command{Argv: []string{"sed", "-i", "-e", "s/4\\.8\\.0/4.9.0/g",
+		"/opt/balasys/etc/automation/common_vars.yml"}})
+	require.NoError(t, err)
+	res, err = mgmt.Run(ctx, runner.Command{Argv: []string{"pas-mgmt-deploy-core", "--deploy-core"}, User: "pas"})
+	require.NoError(t, err, "deploy output: %s %s", res.Stdout, res.Stderr)
+	assert.Equal(t, "4.9.0", installedVersion(t, core, CorePackage))
+	assert.Equal(t, "4.9.0", installedVersion(t, core, StoragePackage))
+
+	// Both nodes' components are in the status file the mgmt server reads.
+	status, err := os.ReadFile(l.StatusFile())
+	require.NoError(t, err)
+	assert.Contains(t, string(status), `"name": "`+coreNodeName+`"`)
+	assert.Contains(t, string(status), `"name": "mgmt"`)
+}
+
+func installedVersion(t *testing.T, node *Node, pkg string) string {
+	t.Helper()
+	res, err := node.Run(context.Background(), runner.Command{
+		Argv: []string{"dpkg-query", "--showformat=${Version}", "--show", pkg}})
+	require.NoError(t, err)
+	return string(res.Stdout)
 }
