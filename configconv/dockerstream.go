@@ -2,6 +2,7 @@ package configconv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -194,14 +195,15 @@ func terminalFD(f *os.File) (int, error) {
 	return fd, nil
 }
 
-// interruptibleInput reads a terminal through a non-blocking duplicate of
-// its descriptor, so that a pending read can be interrupted when the run
-// ends. Without it, a read would stay blocked and swallow the operator's
-// next key press after the tool exited.
+// interruptibleInput reads a terminal with poll(2) on its descriptor and
+// on a wake-up pipe, so that a pending read can be interrupted when the run
+// ends. A plain blocking read would stay blocked and swallow the
+// operator's next key press after the tool exited. Polling works whether or
+// not the descriptor is in non-blocking mode, which File.Fd changes behind
+// the runner's back.
 type interruptibleInput struct {
-	original *os.File
-	dup      *os.File
-	flags    int
+	fd           int
+	wakeR, wakeW int
 }
 
 func newInterruptibleInput(f *os.File) (*interruptibleInput, error) {
@@ -209,36 +211,55 @@ func newInterruptibleInput(f *os.File) (*interruptibleInput, error) {
 	if err != nil {
 		return nil, err
 	}
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return nil, fmt.Errorf("reading the flags of terminal %s: %w", f.Name(), err)
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("creating a pipe for the terminal input: %w", err)
 	}
-	dupFD, err := unix.Dup(fd)
-	if err != nil {
-		return nil, fmt.Errorf("duplicating terminal %s: %w", f.Name(), err)
-	}
-	// O_NONBLOCK belongs to the open file shared by both descriptors, so
-	// close restores the original flags.
-	if err := unix.SetNonblock(dupFD, true); err != nil {
-		unix.Close(dupFD)
-		return nil, fmt.Errorf("making terminal %s non-blocking: %w", f.Name(), err)
-	}
-	return &interruptibleInput{original: f, dup: os.NewFile(uintptr(dupFD), f.Name()), flags: flags}, nil
+	return &interruptibleInput{fd: fd, wakeR: pipe[0], wakeW: pipe[1]}, nil
 }
 
-func (in *interruptibleInput) Read(p []byte) (int, error) { return in.dup.Read(p) }
+// Read implements io.Reader. It returns io.EOF once interrupt was called.
+func (in *interruptibleInput) Read(p []byte) (int, error) {
+	for {
+		fds := []unix.PollFd{
+			{Fd: int32(in.fd), Events: unix.POLLIN},
+			{Fd: int32(in.wakeR), Events: unix.POLLIN},
+		}
+		_, err := unix.Poll(fds, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("waiting for terminal input: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return 0, io.EOF
+		}
+		if fds[0].Revents == 0 {
+			continue
+		}
+		n, err := unix.Read(in.fd, p)
+		switch {
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("reading the terminal: %w", err)
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
 
-// interrupt makes a pending Read return. It reports false when the
-// descriptor does not support deadlines, so the Read may stay blocked.
+// interrupt makes a pending and every later Read return io.EOF.
 func (in *interruptibleInput) interrupt() bool {
-	return in.dup.SetReadDeadline(time.Now()) == nil
+	_, err := unix.Write(in.wakeW, []byte{0})
+	return err == nil || errors.Is(err, unix.EAGAIN)
 }
 
 func (in *interruptibleInput) close() {
-	_ = in.dup.Close()
-	if fd, err := terminalFD(in.original); err == nil {
-		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, in.flags)
-	}
+	_ = unix.Close(in.wakeR)
+	_ = unix.Close(in.wakeW)
 }
 
 // runTranscript writes one run to the DockerRunner's transcript. A nil

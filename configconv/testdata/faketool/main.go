@@ -50,11 +50,14 @@ func main() {
 		fmt.Println("sleeping")
 		time.Sleep(10 * time.Minute)
 	case "size":
-		printSize()
-		if _, err := stdin.ReadString('\n'); err != nil {
-			fail(1, "no line")
+		// Print the terminal size after every line until "q".
+		for {
+			printSize()
+			line, err := stdin.ReadString('\n')
+			if err != nil || strings.TrimSpace(line) == "q" {
+				return
+			}
 		}
-		printSize()
 	default:
 		tool(args, stdin)
 	}
