@@ -42,13 +42,17 @@ func PlaceCACert(path, workDir string) (string, error) {
 	}
 	rel, err := filepath.Rel(absWork, absPath)
 	if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-		if resolvedInside(absPath, absWork) {
-			return rel, nil
+		if realRel, ok := resolvedInside(absPath, absWork); ok {
+			return realRel, nil
 		}
 	}
 
 	name := filepath.Base(absPath)
 	dest := filepath.Join(absWork, name)
+	if info, err := os.Lstat(dest); err == nil && info.Mode()&os.ModeSymlink != 0 {
+		return "", fmt.Errorf("CA bundle %s: %s is a symbolic link to a file outside the working directory, "+
+			"which the container cannot see; copy the file into the working directory instead", path, dest)
+	}
 	existing, err := os.ReadFile(dest)
 	switch {
 	case err == nil && bytes.Equal(existing, data):
@@ -65,20 +69,21 @@ func PlaceCACert(path, workDir string) (string, error) {
 	return name, nil
 }
 
-// resolvedInside reports whether path, after resolving symbolic links, is
-// still inside dir: a link inside the working directory that points out of
-// it is not visible in the container.
-func resolvedInside(path, dir string) bool {
+// resolvedInside returns path's location relative to dir after resolving
+// symbolic links, and whether it is inside dir. The container cannot
+// follow a link that points out of the working directory, nor an absolute
+// link, so the tool gets the resolved name.
+func resolvedInside(path, dir string) (string, bool) {
 	realPath, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return false
+		return "", false
 	}
 	realDir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return false
+		return "", false
 	}
 	rel, err := filepath.Rel(realDir, realPath)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	return rel, err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // CheckCABundle checks that data holds only PEM certificates forming
