@@ -2,6 +2,7 @@ package pasupgrade
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"time"
 
@@ -63,7 +64,11 @@ type DebconfAnswer struct {
 // dpkg --configure -a), preseed Answers with debconf-set-selections, and
 // give dpkg no terminal so that a missed question fails instead of hanging.
 type InstallRequest struct {
-	Files   []string
+	// Files are the .deb files, one per package.
+	Files []string
+	// Version is the version every file must have.
+	Version string
+	// Answers are the debconf answers to preseed.
 	Answers []DebconfAnswer
 }
 
@@ -140,7 +145,10 @@ type ComponentStatus struct {
 
 // NodeStatus is one node in the management API's status.
 type NodeStatus struct {
-	Name       string            `json:"name"`
+	Name string `json:"name"`
+	// Role is "mgmt" for the management node and "core" for a remote core
+	// node; empty when the API does not say.
+	Role       string            `json:"role,omitempty"`
 	Components []ComponentStatus `json:"components"`
 }
 
@@ -157,8 +165,9 @@ type ManagementAPI interface {
 	Login(ctx context.Context) error
 	// Status returns every node's components and their reload success.
 	Status(ctx context.Context) (Status, error)
-	// ExportRunning writes the running configuration to path.
-	ExportRunning(ctx context.Context, path string) error
+	// ExportRunning streams the running configuration to w and returns
+	// the file name the server gave it.
+	ExportRunning(ctx context.Context, w io.Writer) (string, error)
 	// Import uploads the configuration file at path as pending changes.
 	Import(ctx context.Context, path string) error
 	// Apply starts a config apply, even with no pending changes, and waits
@@ -221,9 +230,9 @@ type BackupRequest struct {
 	Dir string
 	// Multi adds /opt/balasys/.ssh to the bootstrap zip.
 	Multi bool
-	// ExportRunning writes the running configuration to the given path;
-	// the set records its digest like the zip's.
-	ExportRunning func(ctx context.Context, path string) error
+	// ExportRunning streams the running configuration into the set and
+	// returns its file name; the set records its digest like the zip's.
+	ExportRunning func(ctx context.Context, w io.Writer) (string, error)
 }
 
 // BackupStore creates, verifies and restores backup sets: the bootstrap zip

@@ -3,6 +3,7 @@ package pasupgrade
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -108,9 +109,9 @@ type dryAPI struct {
 	would func(string)
 }
 
-func (d dryAPI) ExportRunning(_ context.Context, path string) error {
-	d.would("GET the running configuration into " + path)
-	return nil
+func (d dryAPI) ExportRunning(context.Context, io.Writer) (string, error) {
+	d.would("GET the running configuration")
+	return "running-config.yaml", nil
 }
 
 func (d dryAPI) Import(_ context.Context, path string) error {

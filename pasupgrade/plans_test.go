@@ -66,7 +66,7 @@ const (
 var (
 	singleUpgrade = []string{
 		"backup create in /var/backups/pasupgrade multi=false",
-		"api export running-config.yaml",
+		"api export running",
 		"tool pre-upgrade as pas",
 		"tool convert-config as pas",
 		installTo + singleAnswers,
@@ -84,7 +84,7 @@ var (
 	}
 	multiHead = []string{
 		"backup create in /var/backups/pasupgrade multi=true",
-		"api export running-config.yaml",
+		"api export running",
 		"tool pre-upgrade as pas",
 		"tool convert-config as pas",
 		installTo + multiAnswers,

@@ -151,7 +151,7 @@ func installPackages(ctx context.Context, e *Env, version string, answers []Debc
 	if err != nil {
 		return fmt.Errorf("checking the %s packages in %s: %w", version, e.Options.DebDir, err)
 	}
-	req := InstallRequest{Answers: answers}
+	req := InstallRequest{Version: version, Answers: answers}
 	for _, pkg := range e.Path.Packages {
 		req.Files = append(req.Files, files[pkg])
 	}

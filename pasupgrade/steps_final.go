@@ -82,7 +82,10 @@ func componentProblems(status Status, version string) []string {
 // hasRemoteNode reports whether a node runs core without management.
 func hasRemoteNode(status Status) bool {
 	for _, node := range status.Nodes {
-		if !hasComponent(node, "mgmt") && hasComponent(node, "core") {
+		if node.Role != "" && node.Role != "mgmt" {
+			return true
+		}
+		if node.Role == "" && !hasComponent(node, "mgmt") && hasComponent(node, "core") {
 			return true
 		}
 	}

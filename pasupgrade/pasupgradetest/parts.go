@@ -3,6 +3,7 @@ package pasupgradetest
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"path"
@@ -201,15 +202,15 @@ func (s *System) component(name, node, version string, running bool) pasupgrade.
 	return c
 }
 
-func (a *fakeAPI) ExportRunning(_ context.Context, name string) error {
+func (a *fakeAPI) ExportRunning(_ context.Context, w io.Writer) (string, error) {
 	s := (*System)(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.change("api export " + path.Base(name)); err != nil {
-		return err
+	if err := s.change("api export running"); err != nil {
+		return "", err
 	}
-	s.Files[name] = []byte("pas_config_version: " + s.Path.From + "\n")
-	return nil
+	_, err := io.WriteString(w, "pas_config_version: "+s.Path.From+"\n")
+	return s.Path.ExportFile, err
 }
 
 func (a *fakeAPI) Import(_ context.Context, name string) error {
@@ -392,7 +393,8 @@ func (b *fakeBackup) Create(ctx context.Context, req pasupgrade.BackupRequest) (
 	if err != nil {
 		return "", err
 	}
-	if err := req.ExportRunning(ctx, path.Join(dir, "running-config.yaml")); err != nil {
+	var export strings.Builder
+	if _, err := req.ExportRunning(ctx, &export); err != nil {
 		return "", err
 	}
 	s.mu.Lock()
@@ -405,6 +407,7 @@ func (b *fakeBackup) Create(ctx context.Context, req pasupgrade.BackupRequest) (
 			}
 		}
 	}
+	set[b.RunningConfig(dir)] = []byte(export.String())
 	s.sets[dir] = set
 	return dir, nil
 }
