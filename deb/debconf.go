@@ -147,13 +147,15 @@ func (m *Manager) communicateGet(ctx context.Context, questions []string, secret
 	return found, nil
 }
 
-// commandNotFound reports whether err shows that the program does not exist: a
-// start failure from os/exec, or exit status 127 from a shell or a
-// container runtime.
+// commandNotFound reports whether err shows that the program does not
+// exist: a start failure from os/exec, exit status 127 from a shell, or
+// exit status 126 with "executable file not found" from runc under docker
+// exec.
 func commandNotFound(err error) bool {
 	var exitErr *runner.ExitError
 	if errors.As(err, &exitErr) {
-		return exitErr.ExitCode == 127
+		return exitErr.ExitCode == 127 ||
+			exitErr.ExitCode == 126 && strings.Contains(exitErr.Tail, "executable file not found")
 	}
 	return errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }

@@ -4,23 +4,26 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/deb/debtest"
 )
 
 func TestInspectReadsControlData(t *testing.T) {
 	tests := []struct {
 		name          string
-		spec          debSpec
+		spec          debtest.Spec
 		wantConffiles []string
 		wantScripts   []string
 		wantTemplates bool
 	}{
 		{
 			name: "mgmt package with conffiles and scripts",
-			spec: debSpec{
+			spec: debtest.Spec{
 				Name: MgmtPackage, Version: "4.9.0",
 				Files: map[string]string{
 					"/opt/balasys/etc/mgmt/config.yml":   "a: 1\n",
@@ -41,12 +44,12 @@ func TestInspectReadsControlData(t *testing.T) {
 		},
 		{
 			name:        "package without conffiles, gzip compressed",
-			spec:        debSpec{Name: CorePackage, Version: "1:4.9.0-2", Arch: "amd64", Compression: "gzip"},
+			spec:        debtest.Spec{Name: CorePackage, Version: "1:4.9.0-2", Arch: "amd64", Compression: "gzip"},
 			wantScripts: nil,
 		},
 		{
 			name: "uncompressed members",
-			spec: debSpec{Name: StoragePackage, Version: "4.8.0", Compression: "none",
+			spec: debtest.Spec{Name: StoragePackage, Version: "4.8.0", Compression: "none",
 				Files:     map[string]string{"/opt/balasys/etc/storage/config.yml": "x\n"},
 				Conffiles: []string{"/opt/balasys/etc/storage/config.yml"},
 				Scripts:   map[string]string{"preinst": "#!/bin/sh\n", "prerm": "#!/bin/sh\n"}},
@@ -56,7 +59,7 @@ func TestInspectReadsControlData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := buildDeb(t, t.TempDir(), tt.spec)
+			path := debtest.Build(t, t.TempDir(), tt.spec)
 
 			pkg, err := Inspect(path)
 
@@ -78,7 +81,7 @@ func TestInspectReadsControlData(t *testing.T) {
 
 func TestInspectRejectsNonPackages(t *testing.T) {
 	dir := t.TempDir()
-	good := buildDeb(t, dir, pasSpec(CorePackage, "4.9.0"))
+	good := debtest.Build(t, dir, debtest.PAS(CorePackage, "4.9.0"))
 	data, err := os.ReadFile(good)
 	require.NoError(t, err)
 
@@ -116,7 +119,7 @@ func TestInspectMissingFile(t *testing.T) {
 }
 
 func TestReadConffilesFlags(t *testing.T) {
-	got, err := readConffiles(stringsReader("/etc/a\n\nremove-on-upgrade /etc/old\n/etc/b\n/etc/a\n"))
+	got, err := readConffiles(strings.NewReader("/etc/a\n\nremove-on-upgrade /etc/old\n/etc/b\n/etc/a\n"))
 
 	require.NoError(t, err)
 	assert.Equal(t, []string{"/etc/a", "/etc/b"}, got)
@@ -124,11 +127,11 @@ func TestReadConffilesFlags(t *testing.T) {
 
 func TestInspectFindsTruncatedData(t *testing.T) {
 	dir := t.TempDir()
-	spec := pasSpec(MgmtPackage, "4.9.0")
+	spec := debtest.PAS(MgmtPackage, "4.9.0")
 	spec.Compression = "none"
 	// Enough content that the cut falls inside the data member.
 	spec.Files["/opt/balasys/usr/share/big"] = string(make([]byte, 64<<10))
-	good := buildDeb(t, dir, spec)
+	good := debtest.Build(t, dir, spec)
 	data, err := os.ReadFile(good)
 	require.NoError(t, err)
 	cut := filepath.Join(dir, "cut.deb")

@@ -245,7 +245,8 @@ func TestInstallConfirmsWithDebconfCommunicate(t *testing.T) {
 	fake.Expect("debconf-communicate").Stdout("0 true\n0 true\n0 true\n0 " + testPassword + "\n")
 	expectUpgrade(fake)
 	fake.Expect("debconf-set-selections")
-	fake.Expect("debconf-get-selections").Exit(127).Stderr("exec: debconf-get-selections: not found\n")
+	fake.Expect("debconf-get-selections").Exit(126).Stdout("OCI runtime exec failed: exec failed: unable to start container process: " +
+		`exec: "debconf-get-selections": executable file not found in $PATH: unknown` + "\n")
 	fake.Expect("debconf-communicate").Stdout("0 \n")
 	m := &Manager{Runner: fake}
 

@@ -7,15 +7,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/deb/debtest"
 )
 
 func TestFindSetCompleteDirectory(t *testing.T) {
 	dir := t.TempDir()
-	paths := buildSet(t, dir, "4.9.0")
+	paths := debtest.BuildPASSet(t, dir, "4.9.0")
 	// Leftovers an operator's download directory typically holds.
-	old := buildDeb(t, dir, pasSpec(StoragePackage, "4.8.0"))
-	other := buildDeb(t, dir, debSpec{Name: "unrelated-tool", Version: "1.0"})
-	writeFile(t, filepath.Join(dir, "SHA256SUMS"), "abc  x.deb\n", 0o644)
+	old := debtest.Build(t, dir, debtest.PAS(StoragePackage, "4.8.0"))
+	other := debtest.Build(t, dir, debtest.Spec{Name: "unrelated-tool", Version: "1.0"})
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte("abc  x.deb\n"), 0o644))
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "proxedo-api-security-docs"), 0o755))
 
 	set, err := FindSet([]string{dir}, "4.9.0")
@@ -29,7 +31,7 @@ func TestFindSetCompleteDirectory(t *testing.T) {
 
 func TestFindSetExplicitFiles(t *testing.T) {
 	dir := t.TempDir()
-	paths := buildSet(t, dir, "4.9.0")
+	paths := debtest.BuildPASSet(t, dir, "4.9.0")
 	reversed := []string{paths[2], paths[1], paths[0]}
 
 	set, err := FindSet(reversed, "0:4.9.0")
@@ -43,10 +45,10 @@ func TestFindSetExplicitFiles(t *testing.T) {
 // and no core package. Every problem is in one error.
 func TestFindSetWrongFiles(t *testing.T) {
 	dir := t.TempDir()
-	mgmt := buildDeb(t, dir, pasSpec(MgmtPackage, "4.9.0"))
+	mgmt := debtest.Build(t, dir, debtest.PAS(MgmtPackage, "4.9.0"))
 	mgmtCopy := filepath.Join(dir, "proxedo-api-security-mgmt_4.9.0_all (1).deb")
 	copyFile(t, mgmt, mgmtCopy)
-	storage := buildDeb(t, dir, pasSpec(StoragePackage, "4.8.0"))
+	storage := debtest.Build(t, dir, debtest.PAS(StoragePackage, "4.8.0"))
 	notDeb := filepath.Join(dir, "proxedo-api-security-manual.deb")
 	copyFile(t, filepath.Join("testdata", "download-error.deb"), notDeb)
 
@@ -82,11 +84,11 @@ func TestFindSetProblems(t *testing.T) {
 		{
 			name: "wrong architecture",
 			setup: func(t *testing.T, dir string) []string {
-				paths := buildSet(t, dir, "4.9.0")
-				spec := pasSpec(CorePackage, "4.9.0")
+				paths := debtest.BuildPASSet(t, dir, "4.9.0")
+				spec := debtest.PAS(CorePackage, "4.9.0")
 				spec.Arch = "amd64"
 				require.NoError(t, os.Remove(paths[0]))
-				buildDeb(t, dir, spec)
+				debtest.Build(t, dir, spec)
 				return []string{dir}
 			},
 			wantKind: ProblemWrongArchitecture,
@@ -95,8 +97,8 @@ func TestFindSetProblems(t *testing.T) {
 		{
 			name: "unrelated package named explicitly",
 			setup: func(t *testing.T, dir string) []string {
-				paths := buildSet(t, dir, "4.9.0")
-				return append(paths, buildDeb(t, dir, debSpec{Name: "curl", Version: "7.88"}))
+				paths := debtest.BuildPASSet(t, dir, "4.9.0")
+				return append(paths, debtest.Build(t, dir, debtest.Spec{Name: "curl", Version: "7.88"}))
 			},
 			wantKind: ProblemUnexpected,
 			wantText: "curl_7.88_all",
@@ -104,7 +106,7 @@ func TestFindSetProblems(t *testing.T) {
 		{
 			name: "path does not exist",
 			setup: func(t *testing.T, dir string) []string {
-				return append(buildSet(t, dir, "4.9.0"), filepath.Join(dir, "nowhere"))
+				return append(debtest.BuildPASSet(t, dir, "4.9.0"), filepath.Join(dir, "nowhere"))
 			},
 			wantKind: ProblemUnreadable,
 			wantText: "does not exist; check the path",
@@ -112,7 +114,7 @@ func TestFindSetProblems(t *testing.T) {
 		{
 			name: "truncated package",
 			setup: func(t *testing.T, dir string) []string {
-				paths := buildSet(t, dir, "4.9.0")
+				paths := debtest.BuildPASSet(t, dir, "4.9.0")
 				require.NoError(t, os.Truncate(paths[1], 100))
 				return []string{dir}
 			},
@@ -122,7 +124,7 @@ func TestFindSetProblems(t *testing.T) {
 		{
 			name: "error page saved under the package name",
 			setup: func(t *testing.T, dir string) []string {
-				paths := buildSet(t, dir, "4.9.0")
+				paths := debtest.BuildPASSet(t, dir, "4.9.0")
 				copyFile(t, filepath.Join("testdata", "download-error.deb"), paths[0])
 				return []string{dir}
 			},
@@ -132,9 +134,9 @@ func TestFindSetProblems(t *testing.T) {
 		{
 			name: "newer version only",
 			setup: func(t *testing.T, dir string) []string {
-				buildSet(t, dir, "4.9.0")
+				debtest.BuildPASSet(t, dir, "4.9.0")
 				require.NoError(t, os.Remove(filepath.Join(dir, "proxedo-api-security_4.9.0_all.deb")))
-				buildDeb(t, dir, pasSpec(CorePackage, "4.9.0+hotfix1"))
+				debtest.Build(t, dir, debtest.PAS(CorePackage, "4.9.0+hotfix1"))
 				return []string{dir}
 			},
 			wantKind: ProblemWrongVersion,

@@ -1,4 +1,6 @@
-package deb
+// Package debtest builds small .deb files for tests with the host's
+// dpkg-deb. Building only writes the archive; nothing is installed.
+package debtest
 
 import (
 	"fmt"
@@ -8,16 +10,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/pasops/pasupgrade/internal/testenv"
 )
 
-// debSpec describes a small package for buildDeb.
-type debSpec struct {
+// Spec describes a package for Build.
+type Spec struct {
 	Name    string
 	Version string
-	Arch    string // "all" when empty
+
+	// Arch is the Architecture field. Empty means "all".
+	Arch string
 
 	// Files maps absolute paths inside the package to their content.
 	Files map[string]string
@@ -25,20 +27,24 @@ type debSpec struct {
 	// Conffiles are listed in DEBIAN/conffiles and must be in Files.
 	Conffiles []string
 
-	// Scripts maps maintainer script names (postinst, ...) to their body.
+	// Scripts maps maintainer script names, such as postinst, to their
+	// content.
 	Scripts map[string]string
 
-	// Templates is the DEBIAN/templates member, if not empty.
+	// Templates is the DEBIAN/templates member, left out when empty.
 	Templates string
 
-	// Compression is dpkg-deb's -Z argument, "xz" when empty.
+	// Compression is dpkg-deb's -Z argument. Empty means "xz".
 	Compression string
 }
 
-// buildDeb builds spec with the host's dpkg-deb into dir and returns the
-// path of the .deb, named NAME_VERSION_ARCH.deb. Building is harmless on
-// the host: dpkg-deb only writes the archive.
-func buildDeb(t testing.TB, dir string, spec debSpec) string {
+// PASNames are the three PAS packages, core first.
+var PASNames = []string{"proxedo-api-security", "proxedo-api-security-mgmt", "proxedo-api-security-storage"}
+
+// Build builds spec into dir as NAME_VERSION_ARCH.deb and returns its
+// path. Without dpkg-deb the test is skipped, or failed when
+// PASUPGRADE_REQUIRE_LAB=1.
+func Build(t testing.TB, dir string, spec Spec) string {
 	t.Helper()
 	if _, err := exec.LookPath("dpkg-deb"); err != nil {
 		testenv.SkipOrFail(t, "dpkg-deb is not installed; install the dpkg package to build test packages")
@@ -52,7 +58,6 @@ func buildDeb(t testing.TB, dir string, spec debSpec) string {
 
 	tree := t.TempDir()
 	control := filepath.Join(tree, "DEBIAN")
-	require.NoError(t, os.MkdirAll(control, 0o755))
 	writeFile(t, filepath.Join(control, "control"), fmt.Sprintf(
 		"Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: Test <test@example.invalid>\n"+
 			"Description: test package %s\n", spec.Name, spec.Version, spec.Arch, spec.Name), 0o644)
@@ -71,24 +76,21 @@ func buildDeb(t testing.TB, dir string, spec debSpec) string {
 
 	out := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", spec.Name, spec.Version, spec.Arch))
 	cmd := exec.Command("dpkg-deb", "--root-owner-group", "-Z"+spec.Compression, "--build", tree, out)
-	output, err := cmd.CombinedOutput()
-	require.NoError(t, err, "dpkg-deb --build: %s", output)
+	if output, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb --build %s: %v: %s", spec.Name, err, output)
+	}
 	return out
 }
 
-func writeFile(t testing.TB, path, content string, mode os.FileMode) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(t, os.WriteFile(path, []byte(content), mode))
-}
-
-// pasSpec returns a PAS-like package with one conffile and a postinst.
-func pasSpec(name, version string) debSpec {
-	conf := "/opt/balasys/etc/" + strings.TrimPrefix(strings.TrimPrefix(name, CorePackage), "-") + "/config.yml"
-	if name == CorePackage {
-		conf = "/opt/balasys/etc/core/config.yml"
+// PAS returns the Spec of a PAS-like package: one conffile under
+// /opt/balasys/etc, a postinst and an overwrite-config debconf template.
+func PAS(name, version string) Spec {
+	component := strings.TrimPrefix(strings.TrimPrefix(name, PASNames[0]), "-")
+	if component == "" {
+		component = "core"
 	}
-	return debSpec{
+	conf := "/opt/balasys/etc/" + component + "/config.yml"
+	return Spec{
 		Name:      name,
 		Version:   version,
 		Files:     map[string]string{conf: "pas_version: " + version + "\n"},
@@ -98,14 +100,23 @@ func pasSpec(name, version string) debSpec {
 	}
 }
 
-// buildSet builds the three PAS packages at version into dir.
-func buildSet(t testing.TB, dir, version string) []string {
+// BuildPASSet builds the three PAS packages at version into dir and
+// returns their paths, core first.
+func BuildPASSet(t testing.TB, dir, version string) []string {
 	t.Helper()
 	var paths []string
-	for _, name := range SetNames() {
-		paths = append(paths, buildDeb(t, dir, pasSpec(name, version)))
+	for _, name := range PASNames {
+		paths = append(paths, Build(t, dir, PAS(name, version)))
 	}
 	return paths
 }
 
-func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+func writeFile(t testing.TB, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
