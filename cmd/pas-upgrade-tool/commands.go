@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pasops/pasupgrade/mgmtapi"
 )
 
 // preUpgrade exports the running configuration into exportFile. The
@@ -19,14 +22,11 @@ func (t *tool) preUpgrade(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	target := t.workPath(exportFile)
-	n, err := writeAtomically(target, func(w io.Writer) (int64, error) {
-		return c.exportRunning(ctx, w)
-	})
+	export, target, err := c.ExportConfigFile(ctx, mgmtapi.ExportKindRunning, t.workPath(exportFile))
 	if err != nil {
-		return err
+		return fmt.Errorf("exporting the running configuration: %w", err)
 	}
-	fmt.Fprintf(t.stdout, "Exported the running configuration to %s (%d bytes)\n", target, n)
+	fmt.Fprintf(t.stdout, "Exported the running configuration to %s (%d bytes)\n", target, export.Size)
 	return nil
 }
 
@@ -89,20 +89,23 @@ func (t *tool) postUpgrade(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	pending, err := c.importConfig(ctx, source)
+	pending, err := c.ImportConfigFile(ctx, source)
 	if err != nil {
-		return err
+		return fmt.Errorf("uploading %s: %w", convertedFile, err)
 	}
 	fmt.Fprintf(t.stdout, "Uploaded %s (%d pending changes)\n", source, pending)
 
-	id, err := c.startApply(ctx)
+	id, err := c.ApplyConfig(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("starting the config apply: %w", err)
 	}
 	fmt.Fprintf(t.stdout, "Config apply %s started; waiting at most %s\n", id, timeout)
-	job, err := waitApply(ctx, c, id, timeout)
+	job, err := c.WaitApplied(ctx, id, timeout)
+	if errors.Is(err, mgmtapi.ErrApplyFailed) || errors.Is(err, mgmtapi.ErrApplyTimeout) {
+		return &exitCodeError{code: exitApply, err: err}
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("waiting for config apply %s: %w", id, err)
 	}
 	for _, node := range job.Nodes {
 		fmt.Fprintf(t.stdout, "  %s: reload %s %s\n", node.Name, node.ReloadSuccess, node.Message)
@@ -111,73 +114,17 @@ func (t *tool) postUpgrade(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// pollInterval is how often post-upgrade asks for the apply's state.
-const pollInterval = 250 * time.Millisecond
-
-// waitApply polls the apply id until it finishes or timeout passes. A
-// failed or unfinished apply returns an exitApply error naming the nodes.
-func waitApply(ctx context.Context, c *client, id string, timeout time.Duration) (applyJob, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		job, err := c.applyStatus(ctx, id)
-		if err != nil {
-			return job, fmt.Errorf("reading the state of config apply %s: %w", id, err)
-		}
-		switch job.State {
-		case "succeeded":
-			return job, nil
-		case "failed":
-			return job, withCode(exitApply, "config apply %s failed on %s", id, failedNodes(job))
-		}
-		if time.Now().After(deadline) {
-			return job, withCode(exitApply, "config apply %s did not finish within %s; unfinished nodes: %s",
-				id, timeout, unfinishedNodes(job))
-		}
-		select {
-		case <-ctx.Done():
-			return job, ctx.Err()
-		case <-time.After(pollInterval):
-		}
+// loggedInClient checks the global options, reads the password and logs in.
+func (t *tool) loggedInClient(ctx context.Context) (*mgmtapi.Client, error) {
+	base, err := url.Parse(t.baseURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, withCode(exitUsage, "--frontend-baseurl %q is not an http:// or https:// URL", t.baseURL)
 	}
-}
-
-func failedNodes(job applyJob) string {
-	var names []string
-	for _, n := range job.Nodes {
-		if n.ReloadSuccess != "OK" {
-			entry := n.Name + " (" + n.ReloadSuccess
-			if n.Message != "" {
-				entry += ": " + n.Message
-			}
-			names = append(names, entry+")")
-		}
-	}
-	if len(names) == 0 {
-		return "no node that the server named"
-	}
-	return strings.Join(names, ", ")
-}
-
-func unfinishedNodes(job applyJob) string {
-	var names []string
-	for _, n := range job.Nodes {
-		if n.ReloadSuccess != "OK" {
-			names = append(names, n.Name)
-		}
-	}
-	if len(names) == 0 {
-		return "none reported by the server"
-	}
-	return strings.Join(names, ", ")
-}
-
-// loggedInClient reads the password and logs in.
-func (t *tool) loggedInClient(ctx context.Context) (*client, error) {
-	caFile := ""
+	var opts []mgmtapi.Option
 	if t.caCert != "" {
-		caFile = t.workPath(t.caCert)
+		opts = append(opts, mgmtapi.WithCAFile(t.workPath(t.caCert)))
 	}
-	c, err := newClient(t.baseURL, caFile)
+	c, err := mgmtapi.New(t.baseURL, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +132,7 @@ func (t *tool) loggedInClient(ctx context.Context) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.login(ctx, t.user, password); err != nil {
+	if err := c.Login(ctx, t.user, password); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -218,9 +218,9 @@ func TestPostUpgrade(t *testing.T) {
 	}{
 		{"applied", "4.9.0", nil, converted, "5", exitOK, ""},
 		{"apply fails", "4.9.0", func(s *mgmtapitest.Server) { s.FailNextApply("mgmt") }, converted, "5",
-			exitApply, "failed on mgmt (FAILED: reload failed"},
+			exitApply, "failed on nodes mgmt (FAILED: reload failed"},
 		{"apply hangs", "4.9.0", func(s *mgmtapitest.Server) { s.HangNextApply() }, converted, "1",
-			exitApply, "did not finish within 1s"},
+			exitApply, "still running after 1s; nodes not finished: mgmt"},
 		{"old server", "4.8.0", nil, converted, "5", exitError, "incompatible_config"},
 		{"no converted file", "4.9.0", nil, "", "5", exitError, "run convert-config in this directory first"},
 	}
