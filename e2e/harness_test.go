@@ -1,0 +1,285 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/internal/lab"
+	"github.com/pasops/pasupgrade/internal/testenv"
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// labTimeout bounds one test's use of a lab: bringing it up, one or two
+// CLI runs and bringing it down.
+const labTimeout = 10 * time.Minute
+
+// sharedDir holds what every lab of this test binary reuses: the .deb
+// files and the static pasupgrade-cli. TestMain removes it.
+var sharedDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+	os.Exit(code)
+}
+
+var prepared struct {
+	once            sync.Once
+	debDir, cliPath string
+	err             error
+}
+
+// prepare builds the packages and the CLI once per test binary.
+func prepare(t *testing.T) (debDir, cliPath string) {
+	t.Helper()
+	prepared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "pasupgrade-e2e-")
+		if err != nil {
+			prepared.err = err
+			return
+		}
+		sharedDir = dir
+		moduleDir, err := filepath.Abs("..")
+		if err != nil {
+			prepared.err = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+
+		prepared.debDir = filepath.Join(dir, "debs")
+		if _, err := lab.BuildPackages(ctx, prepared.debDir, lab.BuildOptions{ModuleDir: moduleDir}); err != nil {
+			prepared.err = fmt.Errorf("building the lab packages: %w", err)
+			return
+		}
+		prepared.cliPath = filepath.Join(dir, "pasupgrade-cli")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", prepared.cliPath, "./cmd/pasupgrade-cli")
+		build.Dir = moduleDir
+		// The CLI runs inside the node container, so it must not need
+		// this machine's C library.
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			prepared.err = fmt.Errorf("building pasupgrade-cli: %w: %s", err, out)
+		}
+	})
+	require.NoError(t, prepared.err)
+	return prepared.debDir, prepared.cliPath
+}
+
+// testLab is a running lab with pasupgrade-cli installed in its
+// management node, brought down when the test ends.
+type testLab struct {
+	t      *testing.T
+	docker *client.Client
+	lab    *lab.Lab
+	mgmt   *lab.Node
+	// cli is the CLI's path, the same inside the node and on this machine.
+	cli string
+	// config is the CLI's config file.
+	config string
+	// password is the lab's admin password.
+	password string
+}
+
+// startLab brings up a lab for t. It fails t when the lab cannot start;
+// without a Docker engine it skips, or fails under PASUPGRADE_REQUIRE_LAB=1.
+func startLab(t *testing.T, opts lab.Options) *testLab {
+	t.Helper()
+	testenv.DockerHost(t)
+	debDir, cliPath := prepare(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
+	defer cancel()
+	docker, err := lab.Connect(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { docker.Close() })
+
+	opts.Name = "e2e-" + strings.TrimPrefix(lab.UniqueName("x"), "x-")
+	opts.Dir = filepath.Join(t.TempDir(), "lab")
+	opts.PackageDir = debDir
+	opts.EnableControl = true
+	opts.Logger = slog.New(slog.NewTextHandler(logWriter{t}, nil))
+	l, err := lab.Up(ctx, docker, opts)
+	require.NoError(t, err, "bringing up the lab")
+	t.Cleanup(func() {
+		if os.Getenv("PASUPGRADE_E2E_KEEP") == "1" {
+			t.Logf("PASUPGRADE_E2E_KEEP=1: leaving lab %s in %s", l.Name, l.Dir)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := l.Down(ctx, docker); err != nil {
+			t.Errorf("bringing lab %s down: %v", l.Name, err)
+		}
+	})
+
+	mgmt, err := l.Node(docker, "mgmt")
+	require.NoError(t, err)
+	password, err := l.AdminPassword()
+	require.NoError(t, err)
+
+	tl := &testLab{t: t, docker: docker, lab: l, mgmt: mgmt, password: password,
+		cli: filepath.Join(l.Dir, "bin", "pasupgrade-cli"), config: filepath.Join(l.Dir, "pasupgrade.yaml")}
+	data, err := os.ReadFile(cliPath)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Dir(tl.cli), 0o755))
+	require.NoError(t, os.WriteFile(tl.cli, data, 0o755))
+	tl.writeConfig("")
+	return tl
+}
+
+// writeConfig writes the CLI's config file for the lab, with extra YAML
+// lines appended.
+func (l *testLab) writeConfig(extra string) {
+	l.t.Helper()
+	mgmt := l.lab.NodeByName("mgmt")
+	text := fmt.Sprintf(`topology: %s
+ha: %t
+core-on-mgmt: %t
+work-dir: %s
+deb-dir: %s
+backup-dir: %s
+base-url: http://127.0.0.1:%d
+tool-image: %s
+`, l.lab.Topology, l.lab.HA, l.lab.CoreOnMgmt, l.lab.WorkDir(), l.lab.PackageDir(),
+		l.backupDir(), mgmt.Ports["mgmt"], l.lab.ToolImage)
+	require.NoError(l.t, os.WriteFile(l.config, []byte(text+extra), 0o644))
+}
+
+// backupDir is where upgrades write their backup sets: inside the lab
+// directory, so the test can read them from this machine too.
+func (l *testLab) backupDir() string { return filepath.Join(l.lab.Dir, "backups") }
+
+// cliRun is the outcome of one pasupgrade-cli run in the node.
+type cliRun struct {
+	Stdout, Stderr string
+	ExitCode       int
+	Events         []event
+}
+
+// event is the part of a --json event line the tests read.
+type event struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+	Outcome string `json:"outcome"`
+	Error   string `json:"error"`
+	Step    *struct {
+		ID string `json:"id"`
+	} `json:"step"`
+	Summary *struct {
+		Downtime  time.Duration `json:"downtime_ns"`
+		Duration  time.Duration `json:"duration_ns"`
+		BackupSet string        `json:"backup_set"`
+		Journal   string        `json:"journal"`
+	} `json:"summary"`
+	Raw string `json:"-"`
+}
+
+// withConfig returns args followed by the flags that give a command the
+// lab's config file and admin password file.
+func (l *testLab) withConfig(args ...string) []string {
+	return append(args, "--config", l.config, "--password-file", l.lab.PasswordFile())
+}
+
+// runCLI runs pasupgrade-cli with args, --json and --debug as root in the
+// management node and returns its output. A non-zero exit is not an
+// error; a failure to run it at all fails the test. onEvent, when not
+// nil, receives every event as it arrives.
+func (l *testLab) runCLI(ctx context.Context, onEvent func(event), args ...string) cliRun {
+	l.t.Helper()
+	argv := append([]string{l.cli}, args...)
+	argv = append(argv, "--json", "--debug")
+	var stdout, stderr bytes.Buffer
+	lines := &eventWriter{onEvent: onEvent}
+	res, err := l.mgmt.Run(ctx, runner.Command{
+		Argv:    argv,
+		Stdout:  io.MultiWriter(&stdout, lines),
+		Stderr:  &stderr,
+		Secrets: []string{l.password},
+	})
+	run := cliRun{Stdout: stdout.String(), Stderr: stderr.String(), Events: lines.events}
+	if err != nil {
+		var exitErr *runner.ExitError
+		require.ErrorAs(l.t, err, &exitErr, "running %v in the node", argv)
+		run.ExitCode = res.ExitCode
+	}
+	l.t.Logf("pasupgrade-cli %s: exit %d\nstderr:\n%s", strings.Join(args, " "), run.ExitCode, run.Stderr)
+	return run
+}
+
+// eventWriter splits --json output into events.
+type eventWriter struct {
+	buf     bytes.Buffer
+	events  []event
+	onEvent func(event)
+}
+
+func (w *eventWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadBytes('\n')
+		if err != nil {
+			// An incomplete line waits for the rest.
+			w.buf.Write(line)
+			return len(p), nil
+		}
+		var e event
+		if json.Unmarshal(line, &e) != nil {
+			continue
+		}
+		e.Raw = string(bytes.TrimSpace(line))
+		w.events = append(w.events, e)
+		if w.onEvent != nil {
+			w.onEvent(e)
+		}
+	}
+}
+
+// summary returns the run's summary event, failing the test without one.
+func (r cliRun) summary(t *testing.T) *event {
+	t.Helper()
+	for i := range r.Events {
+		if r.Events[i].Kind == "summary" && r.Events[i].Summary != nil {
+			return &r.Events[i]
+		}
+	}
+	t.Fatalf("the run sent no summary event; stdout:\n%s", r.Stdout)
+	return nil
+}
+
+// inNode runs argv as root in the management node and returns its
+// standard output, failing the test when it fails.
+func (l *testLab) inNode(ctx context.Context, argv ...string) string {
+	l.t.Helper()
+	res, err := l.mgmt.Run(ctx, runner.Command{Argv: argv})
+	require.NoError(l.t, err, "running %v in the management node", argv)
+	return string(res.Stdout)
+}
+
+// logWriter sends log lines to t.Log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	scanner := bufio.NewScanner(bytes.NewReader(p))
+	for scanner.Scan() {
+		w.t.Log(scanner.Text())
+	}
+	return len(p), nil
+}
