@@ -40,6 +40,9 @@ var (
 	ErrPortInUse = errors.New("lab: port in use")
 	// ErrNoLab is returned by Load for a directory without a lab.
 	ErrNoLab = errors.New("lab: no lab")
+	// ErrInvalidOptions is returned for an invalid name, topology, port or
+	// combination of options.
+	ErrInvalidOptions = errors.New("lab: invalid options")
 )
 
 // stateFile is the lab's record in its directory.
@@ -48,8 +51,9 @@ const stateFile = "lab.json"
 // Options configures Up. The zero value with a Topology is a single-node
 // lab named "default".
 type Options struct {
-	// Name tells labs apart: it prefixes container names and labels them.
-	// Lowercase letters, digits and dashes; empty means "default".
+	// Name identifies the lab. It prefixes the container names and is the
+	// value of their LabelLab label. It uses lowercase letters, digits and
+	// dashes; empty means "default".
 	Name string
 
 	// Dir is the lab directory, mounted at the same path in every node.
@@ -210,20 +214,20 @@ func (o Options) withDefaults() (Options, error) {
 		o.Name = "default"
 	}
 	if !labNamePattern.MatchString(o.Name) {
-		return o, fmt.Errorf("invalid lab name %q: use up to 31 lowercase letters, digits and dashes", o.Name)
+		return o, fmt.Errorf("%w: invalid lab name %q: use up to 31 lowercase letters, digits and dashes", ErrInvalidOptions, o.Name)
 	}
 	switch o.Topology {
 	case "":
 		o.Topology = TopologySingle
 	case TopologySingle, TopologyMulti:
 	default:
-		return o, fmt.Errorf("invalid topology %q: use %q or %q", o.Topology, TopologySingle, TopologyMulti)
+		return o, fmt.Errorf("%w: invalid topology %q: use %q or %q", ErrInvalidOptions, o.Topology, TopologySingle, TopologyMulti)
 	}
 	if o.CoreOnMgmt && o.Topology != TopologyMulti {
-		return o, fmt.Errorf("core-on-mgmt applies to the multi topology only; a single node always runs core")
+		return o, fmt.Errorf("%w: core-on-mgmt applies to the multi topology only; a single node always runs core", ErrInvalidOptions)
 	}
 	if o.MgmtPort < 0 || o.MgmtPort > 65535 {
-		return o, fmt.Errorf("invalid management port %d: use 1-65535, or 0 for a free port", o.MgmtPort)
+		return o, fmt.Errorf("%w: invalid management port %d: use 1-65535, or 0 for a free port", ErrInvalidOptions, o.MgmtPort)
 	}
 	if o.Dir == "" {
 		o.Dir = DefaultDir(o.Name)

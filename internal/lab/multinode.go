@@ -19,11 +19,11 @@ const (
 	pasPublicKey  = "/opt/balasys/.ssh/id_ed25519.pub"
 )
 
-// bootstrapScript prepares a fresh core node the way an operator does
-// before the first core deployment: the pas user (home /opt/balasys, as
-// the packages create it) and a sudoers rule so that pas-mgmt-deploy-core
-// can run dpkg and systemctl there over SSH. The password field becomes
-// "*" because sshd rejects key logins of an account locked with "!".
+// bootstrapScript prepares a fresh core node as an operator does before
+// the first core deployment. It creates the pas user with home /opt/balasys,
+// as the packages do, and a sudoers rule that lets pas-mgmt-deploy-core run
+// dpkg and systemctl there over SSH. The password field becomes "*"
+// because sshd rejects key logins of an account locked with "!".
 const bootstrapScript = `set -e
 getent group pas >/dev/null || addgroup --system --quiet pas
 getent passwd pas >/dev/null || adduser --system --quiet --ingroup pas --home /opt/balasys \

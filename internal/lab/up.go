@@ -36,8 +36,8 @@ var componentUnits = map[string]string{
 // management server and core, which use it.
 var startOrder = []string{"storage", "mgmt", "core", "ha"}
 
-// systemctlPaths are where a node looks for systemctl: the stand-in goes
-// to /usr/bin, and /bin is the same directory on a merged-/usr system.
+// systemctlPath is the stand-in's path in a node. Bookworm merges /bin
+// into /usr/bin, so /bin/systemctl names the same file.
 const systemctlPath = "/usr/bin/systemctl"
 
 // nodeConfigPath is the stand-in's node configuration.
@@ -46,25 +46,19 @@ const nodeConfigPath = "/etc/pas-lab/node.json"
 // serviceTimeout bounds the wait for a started component's port.
 const serviceTimeout = 60 * time.Second
 
-// Up starts a lab: it builds or reuses the node image, builds the packages
-// (unless Options.PackageDir has them), the systemctl stand-in and the
-// upgrade tool image, starts the node containers, installs PAS 4.8.0 in
-// them with a random admin password (in PasswordFile) and starts its
-// services on free ports. On failure it removes what it created, and the
-// error says which step failed.
+// Up starts a lab. It builds or reuses the node image, and builds the
+// packages (unless Options.PackageDir has them), the systemctl stand-in and
+// the upgrade tool image. Then it starts the node containers, installs PAS
+// 4.8.0 in them with a random admin password (see PasswordFile) and starts
+// its services on free ports. On failure it removes what it created, and
+// the error names the step that failed.
 func Up(ctx context.Context, cli client.APIClient, opts Options) (*Lab, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
-	}
-	if _, err := os.Stat(filepath.Join(opts.Dir, stateFile)); err == nil {
-		return nil, fmt.Errorf("%w: %s has a lab; run 'pas-lab down --name %s' first or choose another --name",
-			ErrLabExists, opts.Dir, opts.Name)
-	}
-	if opts.MgmtPort != 0 {
-		if err := checkPortFree(opts.MgmtPort, "the management"); err != nil {
-			return nil, err
-		}
 	}
 	if _, err := cli.Ping(ctx); err != nil {
 		return nil, fmt.Errorf("%w answers at %s (%v); start it with 'make lab-engine-start'",
@@ -92,6 +86,24 @@ func Up(ctx context.Context, cli client.APIClient, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// Check returns the first problem Up would find before it touches the
+// engine: an invalid name, topology or port, a lab that already exists in
+// the directory (ErrLabExists) or a requested port in use (ErrPortInUse).
+func (o Options) Check() error {
+	opts, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(opts.Dir, stateFile)); err == nil {
+		return fmt.Errorf("%w: %s has a lab; run 'pas-lab down --name %s' first or choose another --name",
+			ErrLabExists, opts.Dir, opts.Name)
+	}
+	if opts.MgmtPort != 0 {
+		return checkPortFree(opts.MgmtPort, "the management")
+	}
+	return nil
 }
 
 // upper carries one Up call's state.
