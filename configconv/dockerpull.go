@@ -75,8 +75,9 @@ func (d *DockerRunner) EnsureImage(ctx context.Context) error {
 		ref, ErrNoImageAccess, auth.Username, host, err)
 }
 
-// pullMessage is one line of the engine's pull progress stream.
-type pullMessage struct {
+// progressMessage is one line of the engine's pull or push progress
+// stream.
+type progressMessage struct {
 	Status      string `json:"status"`
 	Error       string `json:"error"`
 	ErrorDetail *struct {
@@ -92,16 +93,23 @@ func (d *DockerRunner) pull(ctx context.Context, ref string, options image.PullO
 		return err
 	}
 	defer stream.Close()
+	return readProgress(stream, func(status string) {
+		d.logger().Debug("pull progress", "image", ref, "status", status)
+	})
+}
 
+// readProgress reads a pull or push progress stream to its end and returns
+// the first error reported in it.
+func readProgress(stream io.Reader, onStatus func(status string)) error {
 	decoder := json.NewDecoder(stream)
 	for {
-		var msg pullMessage
+		var msg progressMessage
 		err := decoder.Decode(&msg)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading the pull progress: %w", err)
+			return fmt.Errorf("reading the progress stream: %w", err)
 		}
 		if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
 			return errors.New(msg.ErrorDetail.Message)
@@ -110,7 +118,7 @@ func (d *DockerRunner) pull(ctx context.Context, ref string, options image.PullO
 			return errors.New(msg.Error)
 		}
 		if msg.Status != "" {
-			d.logger().Debug("pull progress", "image", ref, "status", msg.Status)
+			onStatus(msg.Status)
 		}
 	}
 }

@@ -1,0 +1,102 @@
+package configconv
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/docker/docker/api"
+	"github.com/docker/docker/api/types/versions"
+	"github.com/docker/docker/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeEngine serves only /_ping, with the given API version, on a Unix
+// socket, and records the paths of all requests.
+func fakeEngine(t *testing.T, apiVersion string) (*client.Client, func() []string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cc-engine")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "docker.sock")
+	listener, err := net.Listen("unix", socket)
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	var paths []string
+	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		if r.URL.Path != "/_ping" {
+			http.Error(w, `{"message":"unexpected request"}`, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Api-Version", apiVersion)
+		w.WriteHeader(http.StatusOK)
+	})}
+	go func() { _ = server.Serve(listener) }()
+	t.Cleanup(func() { server.Close() })
+
+	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+socket), client.WithAPIVersionNegotiation())
+	require.NoError(t, err)
+	t.Cleanup(func() { cli.Close() })
+	return cli, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), paths...)
+	}
+}
+
+func TestDockerRunnerEngineTooOld(t *testing.T) {
+	tests := []struct {
+		name, version, wantVersion string
+	}{
+		{"old API", "1.12", "API 1.12"},
+		{"no version header", "", "API unknown (before 1.25)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli, requests := fakeEngine(t, tt.version)
+			d := &DockerRunner{Client: cli, Image: testImage}
+
+			_, err := d.Run(context.Background(), Invocation{Args: []string{"exit", "0"}, WorkDir: t.TempDir()})
+			require.ErrorIs(t, err, ErrEngineTooOld)
+			assert.Contains(t, err.Error(), tt.wantVersion)
+			assert.Contains(t, err.Error(), "at least API "+MinAPIVersion)
+			assert.Equal(t, []string{"/_ping"}, requests(), "nothing but the ping may reach an old engine")
+		})
+	}
+}
+
+func TestDockerRunnerNegotiatesFirst(t *testing.T) {
+	cli, requests := fakeEngine(t, "1.41")
+	d := &DockerRunner{Client: cli, Image: testImage}
+
+	err := d.Prepare(context.Background())
+	require.Error(t, err, "the fake engine has no images")
+	assert.Equal(t, "1.41", cli.ClientVersion())
+	got := requests()
+	require.NotEmpty(t, got)
+	assert.Equal(t, "/_ping", got[0])
+	for _, path := range got[1:] {
+		assert.Regexp(t, `^/v1\.41/`, path)
+	}
+}
+
+func TestDockerRunnerRealEngineVersion(t *testing.T) {
+	d, cli := newTestRunner(t)
+	require.NoError(t, d.Prepare(context.Background()))
+	server, err := cli.ServerVersion(context.Background())
+	require.NoError(t, err)
+	want := server.APIVersion
+	if versions.GreaterThan(want, api.DefaultVersion) {
+		want = api.DefaultVersion
+	}
+	assert.Equal(t, want, cli.ClientVersion(), "the client speaks the older of the two API versions")
+}
