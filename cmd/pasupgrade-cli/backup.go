@@ -41,7 +41,11 @@ func (a *app) backupDir(flagValue string) string {
 }
 
 func newBackupCreateCmd(a *app) *cobra.Command {
-	var topology, dir string
+	var (
+		topology, dir   string
+		mf              mgmtFlags
+		noRunningConfig bool
+	)
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Write a new backup set of the bootstrap configuration",
@@ -51,13 +55,24 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return usageErrorf("invalid --topology: %v", err)
 			}
+			// Log in before writing anything, so a wrong password fails
+			// fast instead of after the zip.
+			var exporter backup.Exporter
+			if !noRunningConfig {
+				client, err := mf.client(cmd.Context(), a)
+				if err != nil {
+					return fmt.Errorf("%w (or pass --no-running-config to back up only the files)", err)
+				}
+				exporter = runningConfigExporter{client: client}
+			}
 			bar := newBackupProgress(a, "backing up")
 			defer bar.finish()
 			set, err := backup.Create(cmd.Context(), backup.Options{
-				Root:        a.root,
-				Dir:         a.backupDir(dir),
-				Topology:    topo,
-				ToolVersion: toolVersion(),
+				RunningConfig: exporter,
+				Root:          a.root,
+				Dir:           a.backupDir(dir),
+				Topology:      topo,
+				ToolVersion:   toolVersion(),
 				// TODO: record installed PAS package versions once the deb package offers a query.
 				Progress: bar.update,
 				Logger:   a.logger,
@@ -75,6 +90,7 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 			a.printer.Event("backup_created", "backup set written: "+set.Dir, map[string]any{
 				"dir": set.Dir, "members": len(set.Manifest.Members),
 				"archive_bytes": set.Manifest.Archive.Size, "warnings": set.Manifest.Warnings,
+				"running_config": set.Manifest.RunningConfig,
 			})
 			return nil
 		},
@@ -83,6 +99,9 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 		"installation layout: single, or multi to include /opt/balasys/.ssh")
 	cmd.Flags().StringVar(&dir, "backup-dir", "",
 		"`DIR` that receives the set (default "+backup.DefaultDir+" under --root)")
+	addMgmtFlags(cmd, &mf)
+	cmd.Flags().BoolVar(&noRunningConfig, "no-running-config", false,
+		"skip the export of the running configuration from the management API")
 	return cmd
 }
 
