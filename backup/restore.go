@@ -117,6 +117,25 @@ func Restore(ctx context.Context, zipPath string, opts RestoreOptions) (*Restore
 		return nil, fmt.Errorf("rejected %s, nothing was written: %w", zipPath, err)
 	}
 
+	// A missing destination is created, as unzip -d does, and removed
+	// again when the restore fails.
+	createdRoot := false
+	if _, err := os.Stat(opts.Root); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(opts.Root, 0o755); err != nil {
+			return nil, fmt.Errorf("creating destination %s: %w", opts.Root, err)
+		}
+		createdRoot = true
+	}
+	report, err := restoreInto(ctx, zipPath, opts, members, manifest)
+	if err != nil && createdRoot {
+		_ = os.RemoveAll(opts.Root)
+	}
+	return report, err
+}
+
+// restoreInto plans, stages and commits validated members.
+func restoreInto(ctx context.Context, zipPath string, opts RestoreOptions, members []planned,
+	manifest *Manifest) (*RestoreReport, error) {
 	root, err := os.OpenRoot(opts.Root)
 	if err != nil {
 		return nil, fmt.Errorf("opening destination %s: %w", opts.Root, err)

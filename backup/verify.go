@@ -76,6 +76,9 @@ func verifyFile(setDir string, rec FileRecord) error {
 // it with the manifest, in order.
 func verifyMembers(ctx context.Context, zipPath string, want []Member) error {
 	f, err := os.Open(zipPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s is missing", ErrMismatch, ArchiveName)
+	}
 	if err != nil {
 		return err
 	}
