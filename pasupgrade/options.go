@@ -94,6 +94,9 @@ func (o Options) Validate(restore bool) error {
 	if o.DebDir == "" {
 		problems = append(problems, "the directory of .deb files is missing: set deb-dir")
 	}
+	if restore && underPASHome(o.WorkDir) {
+		problems = append(problems, fmt.Sprintf("work directory %q is inside %s, which restore deletes: choose a directory outside it", o.WorkDir, PASHome))
+	}
 	if restore && o.BackupDir == "" {
 		problems = append(problems, "restore needs the backup set: set backup-dir")
 	}

@@ -404,10 +404,21 @@ func checkBackupSet(ctx context.Context, e *Env) CheckResult {
 	return pass("backup set %s verified", e.Options.BackupDir)
 }
 
-// Preflight runs every check of the plan and returns the report. Checks
-// named in Options.IgnoreChecks are reported as WARN instead of FAIL. It
-// stops at nothing: every check runs, so the report lists every problem.
-func Preflight(ctx context.Context, plan *Plan, env *Env) Report {
+// Preflight runs every check of the plan against deps, sends each result to
+// events (nil drops them) and returns the report, as Run does before the
+// first step. Checks named in Options.IgnoreChecks are reported as WARN
+// instead of FAIL. Every check runs, so the report lists every problem.
+// With dryRun set, a missing tool image is reported instead of pulled.
+func Preflight(ctx context.Context, plan *Plan, deps Deps, events EventSink, dryRun bool) Report {
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	env := &Env{Deps: deps, Options: plan.Options, Path: plan.Path, State: &State{},
+		DryRun: dryRun, emit: events}
+	return preflight(ctx, plan, env)
+}
+
+func preflight(ctx context.Context, plan *Plan, env *Env) Report {
 	var report Report
 	for _, check := range plan.Checks() {
 		res := check.Run(ctx, env)

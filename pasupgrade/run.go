@@ -128,7 +128,7 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 	}
 
 	if !cfg.Resume {
-		report := Preflight(ctx, plan, r.env)
+		report := preflight(ctx, plan, r.env)
 		if len(report.Failed()) > 0 {
 			return nil, &PreflightError{Report: report}
 		}

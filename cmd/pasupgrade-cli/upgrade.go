@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/pasops/pasupgrade/configconv"
+	"github.com/pasops/pasupgrade/deb"
+	"github.com/pasops/pasupgrade/pasupgrade"
+	"github.com/pasops/pasupgrade/runner"
+)
+
+// TranscriptFile is the transcript's name in the work directory.
+const transcriptFile = "pasupgrade-transcript.log"
+
+func init() { register(newUpgradeCmd) }
+
+func newUpgradeCmd(a *app) *cobra.Command {
+	var f planFlags
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Upgrade PAS from 4.8.0 to 4.9.0 as the vendor's guide describes",
+		Long: `upgrade runs the preflight checks, backs up the bootstrap files and the
+running configuration into a verified backup set, and then runs every step of
+the guide's upgrade for the topology, in order (see "pasupgrade-cli plan").
+
+Before the first change it asks for confirmation, unless --yes or --dry-run
+is given; without a terminal it fails instead of asking. A journal in the work
+directory records every step, so an interrupted or failed run continues with
+--resume. On failure the exact commands to resume or to restore are printed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runPlanCmd(cmd, a, &f, false)
+		},
+	}
+	addPlanFlags(cmd, &f, false)
+	return cmd
+}
+
+// runPlanCmd runs the upgrade or restore plan of the flags and renders it.
+func runPlanCmd(cmd *cobra.Command, a *app, f *planFlags, restore bool) error {
+	ctx := cmd.Context()
+	plan, err := f.buildPlan(cmd, a, restore)
+	if err != nil {
+		return err
+	}
+	if err := checkConfirmable(a, f); err != nil {
+		return err
+	}
+	deps, closeDeps, err := newDeps(ctx, a, f, plan)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+
+	view := newEventView(a, len(plan.Steps))
+	defer view.finish()
+	summary, err := pasupgrade.Run(ctx, plan, deps, pasupgrade.RunConfig{
+		Resume: f.resume, DryRun: f.dryRun, ToolVersion: toolVersion(),
+		Events: view.render, Confirm: confirmer(a, f),
+	})
+	view.finish()
+	if err != nil {
+		return explainFailure(cmd, a, f, plan, err)
+	}
+	_ = summary
+	return nil
+}
+
+// checkConfirmable fails before anything runs when the run would have to
+// ask for confirmation but cannot.
+func checkConfirmable(a *app, f *planFlags) error {
+	if f.yes || f.dryRun || a.streams.InIsTerminal {
+		return nil
+	}
+	return usageErrorf("standard input is not a terminal, so there is no one to confirm the changes: pass --yes to run without confirmation, or --dry-run to only see them")
+}
+
+// confirmer asks on the terminal before the first change, unless --yes or
+// --dry-run was given.
+func confirmer(a *app, f *planFlags) func(context.Context, *pasupgrade.Plan) error {
+	if f.yes || f.dryRun {
+		return nil
+	}
+	return func(_ context.Context, plan *pasupgrade.Plan) error {
+		if !a.streams.InIsTerminal {
+			return usageErrorf("no terminal to confirm on: pass --yes")
+		}
+		fmt.Fprintf(a.streams.ErrOut, "The %s changes this node in %d steps (see above). Proceed? [y/N] ", plan.Kind, len(plan.Steps))
+		line, err := bufio.NewReader(a.streams.In).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the confirmation: %w", err)
+		}
+		answer := strings.ToLower(strings.TrimSpace(line))
+		if answer != "y" && answer != "yes" {
+			return withExitCode(exitFailure, errors.New("aborted: nothing was changed"))
+		}
+		return nil
+	}
+}
+
+// newDeps builds the dependencies of a run. Tests replace it with fakes.
+var newDeps = buildDeps
+
+// buildDeps builds the real dependencies of the plan on this machine.
+func buildDeps(ctx context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (pasupgrade.Deps, func(), error) {
+	password, err := f.mgmt.password(a)
+	if err != nil {
+		return pasupgrade.Deps{}, nil, err
+	}
+	plan.Options.AdminPassword = password
+	client, err := f.mgmt.newClient(a)
+	if err != nil {
+		return pasupgrade.Deps{}, nil, err
+	}
+
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	var run runner.Runner = &runner.Local{}
+	var transcript io.Writer
+	if !f.dryRun {
+		path := f.transcript
+		if path == "" {
+			path = filepath.Join(plan.Options.WorkDir, transcriptFile)
+		}
+		file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return pasupgrade.Deps{}, nil, usageErrorf("opening the transcript: %v", err)
+		}
+		closers = append(closers, func() { file.Close() })
+		transcript = runner.NewRedactingWriter(file, []string{password})
+		fmt.Fprintf(transcript, "=== pasupgrade-cli %s %s, %s\n", toolVersion(), plan.Kind, time.Now().UTC().Format(time.RFC3339))
+		run = &runner.Transcript{Runner: run, W: transcript}
+	}
+
+	docker, err := configconv.NewDockerClient()
+	if err != nil {
+		closeAll()
+		return pasupgrade.Deps{}, nil, fmt.Errorf("setting up the Docker client: %w", err)
+	}
+	closers = append(closers, func() { docker.Close() })
+	tool := pasupgrade.ConfigconvTool{
+		Docker: docker, Image: plan.Path.ToolImage, Transcript: transcript,
+		Host: &configconv.HostRunner{Runner: run}, Logger: a.logger,
+		Stdout: toolOutput(a, transcript), Stderr: toolOutput(a, transcript),
+	}
+	if a.streams.InIsTerminal {
+		if in, ok := a.streams.In.(*os.File); ok {
+			tool.Terminal = &configconv.Terminal{In: in, Out: a.streams.ErrOut}
+		}
+	}
+	if f.answersFile != "" {
+		answers, err := os.Open(f.answersFile)
+		if err != nil {
+			closeAll()
+			return pasupgrade.Deps{}, nil, usageErrorf("opening --answers-file: %v", err)
+		}
+		closers = append(closers, func() { answers.Close() })
+		tool.Answers = answers
+	}
+
+	deps := pasupgrade.Deps{
+		Runner:   run,
+		Packages: pasupgrade.DebPackages{Manager: &deb.Manager{Runner: run, Logger: a.logger, OnEvent: debEvents(a)}},
+		Tool:     tool,
+		API:      pasupgrade.MgmtAPI{Client: client, User: f.mgmt.user, Password: password},
+		Services: pasupgrade.Systemctl{Runner: run},
+		Remote:   pasupgrade.Remote{DeployCommand: pasupgrade.DeployCommand{Runner: run, Dir: plan.Options.WorkDir}},
+		Files:    pasupgrade.OSFiles{Root: a.root},
+		Editor:   pasupgrade.ConfigconvEditor{},
+		Backup:   pasupgrade.BackupSets{Root: a.root, ToolVersion: toolVersion(), Logger: a.logger},
+		Clock:    pasupgrade.SystemClock{},
+	}
+	_ = ctx
+	return deps, closeAll, nil
+}
+
+// toolOutput is where the upgrade tool's output goes: the transcript, and
+// stderr with --debug.
+func toolOutput(a *app, transcript io.Writer) io.Writer {
+	var outs []io.Writer
+	if transcript != nil {
+		outs = append(outs, transcript)
+	}
+	if a.debug && !a.json {
+		outs = append(outs, a.streams.ErrOut)
+	}
+	if len(outs) == 0 {
+		return io.Discard
+	}
+	return io.MultiWriter(outs...)
+}
+
+func debEvents(a *app) func(deb.Event) {
+	return func(ev deb.Event) { a.printer.Infof("%s", ev.Message) }
+}
+
+// explainFailure maps a failed run to its exit code and prints what to do
+// next: the failed step's output and the commands to resume or restore.
+func explainFailure(cmd *cobra.Command, a *app, f *planFlags, plan *pasupgrade.Plan, err error) error {
+	var stepErr *pasupgrade.StepError
+	var pre *pasupgrade.PreflightError
+	switch {
+	case errors.As(err, &pre):
+		return withExitCode(exitCheckFailed, err)
+	case errors.Is(err, pasupgrade.ErrLocked):
+		return withExitCode(exitLocked, err)
+	case errors.Is(err, pasupgrade.ErrInvalidOptions), errors.Is(err, pasupgrade.ErrJournalMismatch),
+		errors.Is(err, pasupgrade.ErrNoJournal), errors.Is(err, pasupgrade.ErrUnfinishedRun):
+		return withExitCode(exitUsage, err)
+	case errors.As(err, &stepErr):
+	default:
+		return err
+	}
+
+	resume := commandLine(cmd, "--resume")
+	restore := restoreCommand(f, plan, stepErr.BackupSet)
+	if stepErr.OutputTail != "" {
+		a.printer.Warnf("output of step %s:\n%s", stepErr.Step.ID, stepErr.OutputTail)
+	}
+	data := map[string]any{"step": stepErr.Step.ID, "backup_set": stepErr.BackupSet,
+		"journal": stepErr.JournalPath, "resume_command": resume}
+	text := "To continue after fixing the cause:\n  " + resume
+	if restore != "" {
+		data["restore_command"] = restore
+		text += "\nTo return to " + plan.Path.From + " instead:\n  " + restore
+	}
+	a.printer.Event("next_steps", text, data)
+	return withExitCode(exitStepFailed, err)
+}
+
+// commandLine returns the command as run, with the flags given on the
+// command line and extra appended.
+func commandLine(cmd *cobra.Command, extra ...string) string {
+	words := []string{"pasupgrade-cli", cmd.Name()}
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		if fl.Name == "resume" || fl.Name == "dry-run" {
+			return
+		}
+		if fl.Value.Type() == "bool" {
+			words = append(words, "--"+fl.Name)
+			return
+		}
+		words = append(words, "--"+fl.Name+"="+shellWord(fl.Value.String()))
+	})
+	return strings.Join(append(words, extra...), " ")
+}
+
+// restoreCommand returns the restore command for an upgrade that failed
+// after its backup, or "" when there is nothing to restore.
+func restoreCommand(f *planFlags, plan *pasupgrade.Plan, set string) string {
+	if plan.Kind != pasupgrade.KindUpgrade || set == "" {
+		return ""
+	}
+	words := []string{"pasupgrade-cli restore", "--backup=" + shellWord(set), "--topology=" + string(plan.Options.Topology)}
+	if plan.Options.HA {
+		words = append(words, "--ha")
+	}
+	if plan.Options.CoreOnMgmt {
+		words = append(words, "--core-on-mgmt")
+	}
+	words = append(words, "--deb-dir=DIR-WITH-THE-"+plan.Path.From+"-PACKAGES")
+	if f.mgmt.passwordFile != "" {
+		words = append(words, "--password-file="+shellWord(f.mgmt.passwordFile))
+	}
+	return strings.Join(words, " ")
+}
+
+func shellWord(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`|&;<>()*?[]{}!#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

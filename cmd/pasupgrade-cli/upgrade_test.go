@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pasops/pasupgrade/pasupgrade"
+	"github.com/pasops/pasupgrade/pasupgrade/pasupgradetest"
+)
+
+const testPassword = "s3cret-Pa55"
+
+// fakeNode replaces the real dependencies with a fake installation for the
+// duration of the test and returns it.
+func fakeNode(t *testing.T, hosts ...string) *pasupgradetest.System {
+	t.Helper()
+	sys := pasupgradetest.NewSystem(t, pasupgrade.Upgrade480To490, hosts...)
+	if len(hosts) > 0 {
+		sys.Units[pasupgrade.UnitCore] = false
+	}
+	old := newDeps
+	newDeps = func(_ context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (pasupgrade.Deps, func(), error) {
+		password, err := f.mgmt.password(a)
+		if err != nil {
+			return pasupgrade.Deps{}, nil, err
+		}
+		plan.Options.AdminPassword = password
+		clock := pasupgradetest.NewClock(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC), time.Second)
+		return sys.Deps(clock, pasupgrade.ConfigconvEditor{}), func() {}, nil
+	}
+	t.Cleanup(func() { newDeps = old })
+	return sys
+}
+
+// runArgs returns the common flags of a run in a fresh work directory.
+func runArgs(t *testing.T, args ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	require.NoError(t, os.WriteFile(pw, []byte(testPassword+"\n"), 0o600))
+	return append(args, "--work-dir", dir, "--deb-dir", "/srv/debs", "--password-file", pw)
+}
+
+func TestUpgradeJSONEvents(t *testing.T) {
+	sys := fakeNode(t)
+	code, out, errOut := runCLI(t, runArgs(t, "--json", "upgrade", "--yes")...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Len(t, sys.Log(), 16)
+
+	kinds := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev struct {
+			Type string `json:"type"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &ev), line)
+		kinds[ev.Type]++
+	}
+	assert.Equal(t, 1, kinds["plan"])
+	assert.Equal(t, 10, kinds["check"])
+	assert.Equal(t, 18, kinds["step_start"])
+	assert.Equal(t, 18, kinds["step_end"])
+	assert.Equal(t, 1, kinds["summary"])
+	assert.NotContains(t, out+errOut, testPassword)
+}
+
+func TestUpgradeTextSummary(t *testing.T) {
+	fakeNode(t)
+	code, out, errOut := runCLI(t, runArgs(t, "upgrade", "--yes")...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "[1/18] Back up the bootstrap files and the running configuration (guide 2.1, 2.2, as root)")
+	assert.Contains(t, out, "PASS  root")
+	assert.Contains(t, out, "upgrade from 4.8.0 to 4.9.0 finished")
+	assert.Contains(t, out, "core down:   ")
+	assert.Contains(t, out, "admin password hash: bcrypt")
+	assert.Contains(t, out, "backup set:  /var/backups/pasupgrade/set-1")
+}
+
+func TestUpgradeWithoutTerminalNeedsYes(t *testing.T) {
+	sys := fakeNode(t)
+	code, _, errOut := runCLI(t, runArgs(t, "upgrade")...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "pass --yes")
+	assert.Empty(t, sys.Log())
+}
+
+func TestUpgradeFailurePrintsNextSteps(t *testing.T) {
+	sys := fakeNode(t)
+	sys.FailOn("run[pas] pas-storage-checkconfig", errors.New("storage config.yml: invalid"))
+	args := runArgs(t, "upgrade", "--yes")
+	code, out, errOut := runCLI(t, args...)
+	assert.Equal(t, exitStepFailed, code)
+	assert.Contains(t, errOut, "step checkconfig-storage (guide 3.2.8) failed: storage config.yml: invalid")
+	assert.Contains(t, errOut, "backup set: /var/backups/pasupgrade/set-1")
+	assert.Contains(t, out, "pasupgrade-cli upgrade --deb-dir=/srv/debs --password-file=")
+	assert.Contains(t, out, "--yes --resume")
+	assert.Contains(t, out, "pasupgrade-cli restore --backup=/var/backups/pasupgrade/set-1 --topology=single")
+
+	sys.ResetLog()
+	code, _, errOut = runCLI(t, append(args, "--resume")...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, "run[pas] pas-storage-checkconfig", sys.Log()[0])
+}
+
+func TestUpgradeDryRunChangesNothing(t *testing.T) {
+	sys := fakeNode(t, "core-1")
+	code, out, errOut := runCLI(t, runArgs(t, "upgrade", "--dry-run", "--topology", "multi")...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Empty(t, sys.Log())
+	assert.Contains(t, out, "would run (as pas) pas-mgmt-deploy-core --restart-core")
+	assert.Contains(t, out, "  +export DOCKER_IMAGE_TAG=\"4.9.0\"")
+	assert.Contains(t, out, "dry run finished; nothing was changed")
+}
+
+func TestPreflightExitCodeAndIgnore(t *testing.T) {
+	sys := fakeNode(t)
+	sys.Uid = "1000"
+	args := runArgs(t, "preflight")
+	code, out, errOut := runCLI(t, args...)
+	assert.Equal(t, exitCheckFailed, code)
+	assert.Contains(t, out, "FAIL  root            running as uid 1000, not root\n      fix: run as root")
+	assert.Contains(t, errOut, "preflight checks failed: root")
+
+	code, out, _ = runCLI(t, append(args, "--ignore-check", "root")...)
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "(ignored with --ignore-check)")
+
+	code, _, errOut = runCLI(t, append(args, "--ignore-check", "rot")...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "unknown --ignore-check rot")
+}
+
+func TestPlanPrintsGuideOrder(t *testing.T) {
+	code, out, _ := runCLI(t, "plan", "--work-dir", t.TempDir())
+	require.Equal(t, exitOK, code)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 19)
+	assert.Regexp(t, `^STEP\s+GUIDE\s+USER\s+ACTION$`, lines[0])
+	assert.Regexp(t, `^update-mgmt\s+3\.2\.6\s+pas\s+pas-mgmt-update$`, lines[7])
+	assert.Regexp(t, `^stop-core\s+3\.2\.10\s+root\s+systemctl stop proxedo-api-security  \[core down\]$`, lines[14])
+
+	code, out, _ = runCLI(t, "plan", "--restore", "--backup", "/var/backups/pasupgrade/s", "--work-dir", t.TempDir())
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, "remove-pas-user")
+}
+
+func TestConfigFileWithFlagOverride(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "pasupgrade.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("topology: multi\nha: true\nwork-dir: "+dir+
+		"\nignore-check: [root, ssh-key]\nkeep-pem-modes: true\n"), 0o600))
+
+	code, out, errOut := runCLI(t, "plan", "--config", config, "--json")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, `"id":"deploy-remote-ha"`)
+	assert.NotContains(t, out, `"id":"restrict-pem-modes"`)
+
+	code, out, errOut = runCLI(t, "plan", "--config", config, "--topology", "single", "--ha=false", "--json")
+	require.Equal(t, exitOK, code, errOut)
+	assert.NotContains(t, out, `"id":"deploy-remote-ha"`)
+
+	require.NoError(t, os.WriteFile(config, []byte("topolgy: multi\n"), 0o600))
+	code, _, errOut = runCLI(t, "plan", "--config", config)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, `unknown setting "topolgy"`)
+}
+
+func TestRestoreNeedsBackup(t *testing.T) {
+	code, _, errOut := runCLI(t, "restore", "--yes", "--work-dir", t.TempDir())
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "restore needs --backup DIR")
+}
+
+func TestRestoreRuns(t *testing.T) {
+	sys := fakeNode(t)
+	sys.AddBackupSet("/var/backups/pasupgrade/set-9")
+	code, out, errOut := runCLI(t, runArgs(t, "restore", "--yes", "--backup", "/var/backups/pasupgrade/set-9")...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "restore to 4.8.0 finished")
+	assert.Equal(t, "run[root] userdel --force --remove pas", sys.Log()[5])
+}
