@@ -452,17 +452,6 @@ func buildBinaries(ctx context.Context, moduleDir, dir string, logger *slog.Logg
 	binaries := map[string]string{}
 	for _, name := range []string{"pas-node", "pas-upgrade-tool", "pas-mgmt-sim"} {
 		out := filepath.Join(dir, name)
-		if _, err := os.Stat(filepath.Join(moduleDir, "cmd", name)); errors.Is(err, fs.ErrNotExist) &&
-			name == "pas-mgmt-sim" {
-			// TODO: drop this placeholder once cmd/pas-mgmt-sim is in the module.
-			logger.Warn("cmd/pas-mgmt-sim is missing; the mgmt package gets a placeholder that fails")
-			script := "#!/bin/sh\necho 'pas-mgmt-sim: this lab build has no management simulator' >&2\nexit 1\n"
-			if err := writeStaged(out, []byte(script), 0o755); err != nil {
-				return nil, err
-			}
-			binaries[name] = out
-			continue
-		}
 		if err := goBuildStatic(ctx, moduleDir, "./cmd/"+name, out); err != nil {
 			return nil, err
 		}

@@ -177,6 +177,24 @@ func TestPackagesInstallAndUpgradeInNode(t *testing.T) {
 	assert.Equal(t, http.StatusOK, pkgLoginStatus(t, mgmtPort, newPassword))
 	assert.Equal(t, http.StatusUnauthorized, pkgLoginStatus(t, mgmtPort, oldPassword))
 	assert.Equal(t, "proxedo-api-security core 4.9.0\n", pkgHTTPBody(t, corePort))
+
+	// The guide's restore: stop, purge, remove the user, reinstall 4.8.0.
+	for _, unit := range []string{"proxedo-api-security", "proxedo-api-security-mgmt", "proxedo-api-security-storage"} {
+		s.run("", "", "systemctl", "stop", unit)
+	}
+	s.sh("DEBIAN_FRONTEND=noninteractive apt-get remove --purge -y -q " + strings.Join(Packages, " ") + " </dev/null")
+	s.run("", "", "userdel", "--force", "--remove", "pas")
+	s.run("", "", "test", "!", "-e", "/opt/balasys")
+	for _, pkg := range Packages {
+		assert.Empty(t, s.run("", "", "debconf-show", pkg), "purge removes the debconf answers of %s", pkg)
+	}
+	s.installDebs("4.8.0")
+	assert.Equal(t, "/opt/balasys\n", s.sh("getent passwd pas | cut -d: -f6"))
+	sum = sha1.Sum([]byte(DefaultAdminPassword))
+	assert.Equal(t, "admin:{SHA}"+base64.StdEncoding.EncodeToString(sum[:])+"\n",
+		s.run("", "", "cat", "/opt/balasys/etc/mgmt/users.htpass"), "no preseeded password leaves the default")
+	s.run("pas", "", "pas-mgmt-checkconfig")
+	s.run("pas", "", "pas-storage-checkconfig")
 }
 
 func pkgLoginStatus(t *testing.T, port int, password string) int {
