@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +27,37 @@ import (
 func upForTest(t *testing.T, opts Options) (*Lab, *client.Client) {
 	t.Helper()
 	cli := connectForTest(t)
-	debs := packagesForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l, err := Up(ctx, cli, testOptions(t, opts))
+	require.NoError(t, err)
+	downAfterTest(t, cli, l)
+	return l, cli
+}
+
+// testOptions gives opts a unique name, a temporary directory and the
+// packages built once for this test binary.
+func testOptions(t *testing.T, opts Options) Options {
+	t.Helper()
 	var anyDeb string
-	for _, path := range debs {
+	for _, path := range packagesForTest(t) {
 		anyDeb = path
 		break
 	}
 	opts.Name = strings.TrimPrefix(UniqueName("t"), "t-")
 	opts.Dir = filepath.Join(t.TempDir(), "lab")
-	opts.PackageDir = filepath.Dir(anyDeb)
+	if opts.PackageDir == "" {
+		opts.PackageDir = filepath.Dir(anyDeb)
+	}
 	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	return opts
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	l, err := Up(ctx, cli, opts)
-	require.NoError(t, err)
+func downAfterTest(t *testing.T, cli client.APIClient, l *Lab) {
 	t.Cleanup(func() {
 		require.NoError(t, l.Down(context.Background(), cli))
 		assertNothingLeft(t, cli, l)
 	})
-	return l, cli
 }
 
 // testWriter sends log lines to t.Log.
@@ -102,6 +114,24 @@ func TestSingleNodeLab(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	assert.Equal(t, http.StatusOK, loginStatus(t, l.MgmtURL(), password))
 	assert.Equal(t, http.StatusUnauthorized, loginStatus(t, l.MgmtURL(), password+"x"))
+
+	// Services stop and start as real processes: core stops answering
+	// when stopped, and pas restarts mgmt through the package's sudoers
+	// rule.
+	corePort := l.NodeByName("mgmt").Ports["core"]
+	_, err = mgmt.Run(ctx, runner.Command{Argv: []string{"systemctl", "stop", unitCore}})
+	require.NoError(t, err)
+	_, err = http.Get("http://127.0.0.1:" + strconv.Itoa(corePort) + "/")
+	assert.Error(t, err, "core must not answer while stopped")
+	_, err = mgmt.Run(ctx, runner.Command{Argv: []string{"systemctl", "start", unitCore}})
+	require.NoError(t, err)
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(corePort) + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	_, err = mgmt.Run(ctx, runner.Command{Argv: []string{"sudo", "-n", "systemctl", "restart", unitMgmt}, User: "pas"})
+	require.NoError(t, err)
+	require.NoError(t, waitListening(ctx, l.NodeByName("mgmt").Ports["mgmt"]))
 
 	// The guide's pre-upgrade command, run as pas in the work directory,
 	// starts the tool image on the engine behind the node's socket and
@@ -191,4 +221,70 @@ func installedVersion(t *testing.T, node *Node, pkg string) string {
 		Argv: []string{"dpkg-query", "--showformat=${Version}", "--show", pkg}})
 	require.NoError(t, err)
 	return string(res.Stdout)
+}
+
+func TestLabsSideBySide(t *testing.T) {
+	cli := connectForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	options := []Options{
+		testOptions(t, Options{Topology: TopologySingle}),
+		testOptions(t, Options{Topology: TopologyMulti, HA: true, CoreOnMgmt: true}),
+	}
+
+	labs := make([]*Lab, len(options))
+	errs := make([]error, len(options))
+	var wg sync.WaitGroup
+	for i, opts := range options {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			labs[i], errs[i] = Up(ctx, cli, opts)
+		}()
+	}
+	wg.Wait()
+	for i := range labs {
+		require.NoError(t, errs[i], "lab %d", i)
+		downAfterTest(t, cli, labs[i])
+	}
+
+	single, multi := labs[0], labs[1]
+	assert.NotEqual(t, single.MgmtURL(), multi.MgmtURL())
+	for _, l := range labs {
+		password, err := l.AdminPassword()
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, loginStatus(t, l.MgmtURL(), password), "lab %s", l.Name)
+	}
+
+	// HA runs on both nodes of the multi-node lab, core on its mgmt node.
+	status, err := multi.Status(ctx, cli)
+	require.NoError(t, err)
+	require.Len(t, status, 2)
+	assert.Equal(t, "active", status[0].UnitStates[unitCore], "core on the management node")
+	assert.Equal(t, "active", status[0].UnitStates[unitHA], "HA on the management node")
+	assert.Equal(t, "active", status[1].UnitStates[unitHA], "HA on the core node")
+}
+
+func TestUpFailureRemovesEverything(t *testing.T) {
+	cli := connectForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	// A truncated mgmt package makes dpkg fail after the node started.
+	broken := t.TempDir()
+	for name, path := range packagesForTest(t) {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		if name == DebFileName(MgmtPackage, labVersion) {
+			data = data[:len(data)/2]
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(broken, name), data, 0o644))
+	}
+	opts := testOptions(t, Options{PackageDir: broken})
+
+	l, err := Up(ctx, cli, opts)
+	require.Error(t, err)
+	assert.Nil(t, l)
+	assert.Contains(t, err.Error(), "installing PAS 4.8.0")
+	assertNothingLeft(t, cli, &Lab{Name: opts.Name, Dir: opts.Dir, ToolImage: "pasupgrade-lab-" + opts.Name + "/" + DefaultToolImage, NodeImage: NodeImageRef()})
 }
