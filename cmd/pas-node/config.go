@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -354,13 +353,4 @@ func envLine(line string) (key, value string, ok bool) {
 	}
 	value = strings.Trim(strings.TrimSpace(value), `"'`)
 	return strings.TrimSpace(key), value, true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

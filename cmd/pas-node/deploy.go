@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -258,7 +260,7 @@ func readInventory(file string) (map[string][]host, error) {
 	}
 	groups := map[string][]host{}
 	for group, g := range inv.All.Children {
-		for _, name := range sortedKeys(g.Hosts) {
+		for _, name := range slices.Sorted(maps.Keys(g.Hosts)) {
 			h := host{Name: name, Port: 22, User: "pas"}
 			if g.Hosts[name] != nil {
 				h = *g.Hosts[name]

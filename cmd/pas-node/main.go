@@ -24,8 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // command is one name the binary answers to.
@@ -93,7 +95,7 @@ func dispatch(env *environment, args []string) int {
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pas-node NAME [ARGS], or run the binary under one of these names:")
-	for _, name := range sortedKeys(commands) {
+	for _, name := range slices.Sorted(maps.Keys(commands)) {
 		fmt.Fprintf(w, "  %s\n", commands[name].usage)
 	}
 }

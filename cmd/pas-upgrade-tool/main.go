@@ -34,7 +34,7 @@ import (
 	"golang.org/x/term"
 )
 
-// Exit codes; the configconv package and the guide's scripts depend on them.
+// Exit codes. The configconv package branches on them.
 const (
 	exitOK         = 0
 	exitError      = 1
@@ -49,7 +49,8 @@ const (
 	convertedFile = "pas-config-4.9.0.yaml"
 )
 
-// containerWorkDir is the mount point of the working directory in the guide's docker run.
+// containerWorkDir is the mount point of the working directory in the
+// container (docker run --volume $(pwd):/upgrade).
 const containerWorkDir = "/upgrade"
 
 // exitCodeError carries an exit code other than exitError.

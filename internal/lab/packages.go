@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
@@ -33,7 +35,7 @@ var Versions = []string{"4.8.0", "4.9.0"}
 
 // DefaultAdminPassword is the management admin password that a package
 // installation without a preseeded proxedo-api-security-mgmt/admin-password
-// answer leaves in users.htpass. The lab preseeds its own password; this
+// value leaves in users.htpass. The lab preseeds its own password; this
 // default exists so a package installed by hand can be logged in to.
 const DefaultAdminPassword = "pas-lab-admin"
 
@@ -131,7 +133,7 @@ type packageBuild struct {
 	conffiles    []string
 }
 
-// templateData is what the pkgsrc templates see as dot.
+// templateData is the dot value of the pkgsrc templates.
 type templateData struct {
 	Package, Version string
 	Summary, Depends string
@@ -275,8 +277,8 @@ var packageLayout = map[string]struct {
 	},
 }
 
-// upgradeToolCommand is where the 4.9.0 mgmt package installs the upgrade
-// tool, which guide section 3.2 runs for post-upgrade.
+// upgradeToolCommand is the upgrade tool's path in the 4.9.0 mgmt package.
+// The upgrade runs post-upgrade on the node under this name.
 const upgradeToolCommand = "/usr/bin/pas-mgmt-upgrade-config"
 
 // addGenerated adds what is not a template: binaries, command links, the
@@ -284,7 +286,7 @@ const upgradeToolCommand = "/usr/bin/pas-mgmt-upgrade-config"
 // the storage certificates.
 func (b *packageBuild) addGenerated() error {
 	layout := packageLayout[b.pkg]
-	binaries := maps(layout.binaries)
+	binaries := maps.Clone(layout.binaries)
 	if b.pkg == MgmtPackage && b.version != "4.8.0" {
 		binaries[upgradeToolCommand] = "pas-upgrade-tool"
 	}
@@ -325,14 +327,14 @@ func (b *packageBuild) addGenerated() error {
 	}
 
 	if b.pkg == StoragePackage {
-		// 4.9.0 makes new certificates readable by their owner only; an
-		// upgrade keeps the mode of the certificates already installed,
-		// because dpkg leaves an unchanged conffile alone.
+		// 4.9.0 makes new certificates readable by their owner only. An
+		// upgrade keeps the mode of installed certificates, because dpkg
+		// leaves an unchanged conffile alone.
 		mode := os.FileMode(0o600)
 		if b.version == "4.8.0" {
 			mode = 0o640
 		}
-		for _, name := range sortedNames(b.certs) {
+		for _, name := range slices.Sorted(maps.Keys(b.certs)) {
 			installed := "/opt/balasys/etc/storage/certs/" + name
 			if err := writeStaged(b.staged(installed), b.certs[name], mode); err != nil {
 				return err
@@ -403,23 +405,6 @@ func writeStaged(file string, data []byte, mode os.FileMode) error {
 	}
 	// WriteFile applies the umask; packages need the exact mode.
 	return os.Chmod(file, mode)
-}
-
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // modulePath is the module whose commands go into the packages.
