@@ -109,7 +109,11 @@ func (m MgmtAPI) Login(ctx context.Context) error {
 	if user == "" {
 		user = "admin"
 	}
-	return m.Client.Login(ctx, user, m.Password)
+	err := m.Client.Login(ctx, user, m.Password)
+	if errors.Is(err, mgmtapi.ErrUnauthorized) {
+		return fmt.Errorf("%w as %q: %w", ErrLoginRejected, user, err)
+	}
+	return err
 }
 
 // Status returns every node's components.

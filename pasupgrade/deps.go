@@ -2,6 +2,7 @@ package pasupgrade
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"time"
@@ -156,6 +157,10 @@ type NodeStatus struct {
 type Status struct {
 	Nodes []NodeStatus `json:"nodes"`
 }
+
+// ErrLoginRejected is wrapped by ManagementAPI errors when the API rejects
+// the admin user's credentials, so that callers stop retrying.
+var ErrLoginRejected = errors.New("the management API rejected the admin login")
 
 // ManagementAPI is the management component's REST API, logged in as the
 // admin user.

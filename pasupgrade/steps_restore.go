@@ -241,6 +241,9 @@ func waitForAPI(ctx context.Context, e *Env) error {
 		if err == nil || e.DryRun {
 			return nil
 		}
+		if errors.Is(err, ErrLoginRejected) {
+			return fmt.Errorf("logging in to the management API: %w", err)
+		}
 		if !e.Deps.Clock.Now().Before(deadline) {
 			return fmt.Errorf("the management API did not accept the admin login within %s: %w", apiWait, err)
 		}
