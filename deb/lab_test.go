@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -103,22 +101,23 @@ func (f *labFixture) set(t *testing.T, version string) deb.Set {
 	return set
 }
 
-// installDebconfUtils puts the real debconf-get-selections into node. The
-// node image lacks it, as many servers do, so without this step the
-// Manager confirms answers with debconf-communicate instead.
+// installDebconfUtils installs debconf-utils, which has the real
+// debconf-get-selections, in node with the node's own apt-get. The node
+// image lacks it, as many servers do, and without it the Manager confirms
+// answers with debconf-communicate instead.
 func (f *labFixture) installDebconfUtils(t *testing.T, node *lab.Node) {
 	t.Helper()
-	dir := filepath.Join(f.work, "debconf-utils")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	download := exec.Command("apt-get", "download", "debconf-utils")
-	download.Dir = dir
-	if out, err := download.CombinedOutput(); err != nil {
-		testenv.SkipOrFail(t, "downloading debconf-utils with apt-get failed: "+strings.TrimSpace(string(out)))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, argv := range [][]string{
+		{"apt-get", "update", "-qq"},
+		{"apt-get", "install", "-qq", "--yes", "--no-install-recommends", "debconf-utils"},
+	} {
+		_, err := node.Run(ctx, runner.Command{Argv: argv, Env: []string{"DEBIAN_FRONTEND=noninteractive"}})
+		if err != nil {
+			testenv.SkipOrFail(t, "installing debconf-utils in the node failed: "+err.Error())
+		}
 	}
-	matches, err := filepath.Glob(filepath.Join(dir, "debconf-utils_*.deb"))
-	require.NoError(t, err)
-	require.NotEmpty(t, matches)
-	nodeRun(t, node, "dpkg", "--install", matches[0])
 }
 
 func nodeRun(t *testing.T, node *lab.Node, argv ...string) string {
@@ -149,6 +148,7 @@ func TestLabUpgradeKeepsLocalConffile(t *testing.T) {
 		overwrite       bool
 		password        string
 		getSelections   bool
+		wantConfirm     string // the command that read the answers back
 		wantHashPrefix  string
 		wantBackups     bool
 		wantLocalConfig bool
@@ -158,12 +158,14 @@ func TestLabUpgradeKeepsLocalConffile(t *testing.T) {
 			overwrite:      true,
 			password:       labNewPassword,
 			getSelections:  true,
+			wantConfirm:    "$ debconf-get-selections\n",
 			wantHashPrefix: "admin:$2y$",
 			wantBackups:    true,
 		},
 		{
 			name:            "multi node without password",
 			overwrite:       false,
+			wantConfirm:     "$ debconf-communicate\n",
 			wantHashPrefix:  "admin:{SHA}",
 			wantLocalConfig: true,
 		},
@@ -226,6 +228,10 @@ func TestLabUpgradeKeepsLocalConffile(t *testing.T) {
 			}
 
 			assertNoPasswordLeft(t, node, transcript.String())
+			assert.Contains(t, transcript.String(), tt.wantConfirm)
+			if tt.getSelections {
+				assert.NotContains(t, transcript.String(), "$ debconf-communicate\n")
+			}
 
 			// Purge leaves nothing of the packages behind.
 			removed, err := m.Remove(ctx, deb.SetNames(), true)
@@ -332,4 +338,43 @@ func waitForProcess(t *testing.T, node *lab.Node, name string) int {
 	}
 	t.Fatalf("%s did not start in the node", name)
 	return 0
+}
+
+// Case: a prompt that slips past debconf. dpkg and its maintainer scripts
+// get DEBIAN_FRONTEND=noninteractive on top of the node's environment and
+// /dev/null as stdin, so a script that reads an answer fails at once
+// instead of waiting, and the error names the repair.
+func TestLabPromptFailsFast(t *testing.T) {
+	f := newLabFixture(t)
+	node := f.startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m := &deb.Manager{Runner: node}
+	envSet := singleSet(t, debtest.Build(t, f.work, debtest.Spec{Name: "pasupgrade-debtest-env", Version: "1.0",
+		Scripts: map[string]string{"postinst": "#!/bin/sh\nset -e\nenv >/tmp/postinst-env\n"}}))
+	promptSet := singleSet(t, debtest.Build(t, f.work, debtest.Spec{Name: "pasupgrade-debtest-prompt", Version: "1.0",
+		Scripts: map[string]string{"postinst": "#!/bin/sh\nset -e\nprintf 'Proceed? [y/N] '\nread answer\n"}}))
+
+	_, err := m.Install(ctx, envSet, deb.InstallOptions{})
+	require.NoError(t, err)
+	env := nodeFile(t, node, "/tmp/postinst-env")
+	assert.Contains(t, env, "\nDEBIAN_FRONTEND=noninteractive\n")
+	assert.Contains(t, env, "\nPATH=", "the node's own environment is kept")
+
+	_, err = m.Install(ctx, promptSet, deb.InstallOptions{})
+
+	require.Error(t, err)
+	require.NoError(t, ctx.Err(), "the install waited on the prompt")
+	var exitErr *runner.ExitError
+	assert.ErrorAs(t, err, &exitErr)
+	assert.Contains(t, err.Error(), "pasupgrade-debtest-prompt half-configured at 1.0, repair with: "+
+		"dpkg --force-confdef --force-confold --configure -a")
+}
+
+// singleSet returns the set of the one package at path.
+func singleSet(t *testing.T, path string) deb.Set {
+	t.Helper()
+	pkg, err := deb.Inspect(path)
+	require.NoError(t, err)
+	return deb.Set{Version: pkg.Version, Packages: []deb.Package{pkg}}
 }
