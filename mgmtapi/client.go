@@ -112,6 +112,12 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("invalid timeout %s: must be positive", o.timeout)
+	}
+	if o.pollInterval <= 0 {
+		return nil, fmt.Errorf("invalid poll interval %s: must be positive", o.pollInterval)
+	}
 
 	base, err := parseBaseURL(baseURL)
 	if err != nil {

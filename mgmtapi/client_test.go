@@ -519,3 +519,10 @@ func (b *logBuffer) String() string {
 func debugLogger(b *logBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func TestNewRejectsBadDurations(t *testing.T) {
+	_, err := mgmtapi.New("", mgmtapi.WithTimeout(0))
+	assert.ErrorContains(t, err, "invalid timeout 0s")
+	_, err = mgmtapi.New("", mgmtapi.WithPollInterval(-time.Second))
+	assert.ErrorContains(t, err, "invalid poll interval -1s")
+}

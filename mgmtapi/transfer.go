@@ -67,6 +67,8 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 	case err != nil:
 		return exp, fmt.Errorf("exporting the %s configuration: transfer from %s failed after %d bytes: %w",
 			kind, c.urlOf(req.path), n, err)
+	// NOTE: net/http stops reading at Content-Length, so extra bytes from a
+	// server never arrive here. This case catches transports that deliver them.
 	case declared >= 0 && n != declared:
 		return exp, fmt.Errorf("exporting the %s configuration: %w: the file from %s has %d bytes but "+
 			"Content-Length declared %d", kind, ErrInvalidReply, c.urlOf(req.path), n, declared)

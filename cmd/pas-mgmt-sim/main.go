@@ -47,7 +47,7 @@ no login needed):
                answer the next N requests to P with S and a JSON error,
                without reading the request body
            {"kind":"html","path":P,"count":N,"status":S}
-               the same with an HTML error page
+               the same with an HTML error page (S may also be 200)
            {"kind":"delay","path":P,"count":N,"delay":NANOSECONDS}
                handle the request, then wait before replying
            {"kind":"drop","path":P,"count":N,"after_bytes":B}
