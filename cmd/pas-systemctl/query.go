@@ -117,6 +117,8 @@ func printStatus(env *environment, u *unit, s unitState) {
 	case stateActive, stateDeactivating:
 		fmt.Fprintf(env.stdout, "     Active: %s (running)%s\n", s.State, since)
 		fmt.Fprintf(env.stdout, "   Main PID: %d (%s)\n", s.MainPID, commName(s.MainPID))
+	case stateActivating:
+		fmt.Fprintf(env.stdout, "     Active: activating (auto-restart) (Result: %s)%s\n", s.Result, since)
 	case stateFailed:
 		fmt.Fprintf(env.stdout, "     Active: failed (Result: %s)%s\n", s.Result, since)
 		fmt.Fprintf(env.stdout, "    Process: %s\n", describeEnd(s))

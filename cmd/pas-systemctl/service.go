@@ -122,67 +122,6 @@ func spawnSupervisor(env *environment, u *unit) error {
 	}
 }
 
-// supervise is the supervisor: it starts the unit's main process, records
-// its pid, reports on fd 3, waits for the process and records how it
-// ended.
-func supervise(env *environment, args []string) int {
-	report := os.NewFile(3, "report")
-	fail := func(err error) int {
-		if report != nil {
-			fmt.Fprintf(report, "%v\n", err)
-		}
-		_ = writeState(env, unitNameOrEmpty(args), unitState{State: stateFailed, Since: time.Now(), Result: "resources"})
-		updateStatusFile(env)
-		return exitFailure
-	}
-	if len(args) != 1 {
-		return fail(errors.New("supervise takes one unit"))
-	}
-	u, err := loadUnit(env, args[0])
-	if err != nil {
-		return fail(err)
-	}
-	procEnv, cred, dir, err := processSetup(env, u)
-	if err != nil {
-		return fail(err)
-	}
-	argv := expandCommand(u.execStart, envMap(procEnv))
-	cmd, err := command(argv, procEnv, cred, dir)
-	if err != nil {
-		return fail(err)
-	}
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
-		return fail(fmt.Errorf("starting %s: %w", argv[0], err))
-	}
-
-	started := unitState{State: stateActive, MainPID: cmd.Process.Pid, SupervisorPID: os.Getpid(), Since: time.Now()}
-	if err := writeState(env, u.name, started); err != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		return fail(err)
-	}
-	updateStatusFile(env)
-	fmt.Fprintf(report, "started %d\n", cmd.Process.Pid)
-	report.Close()
-
-	waitErr := cmd.Wait()
-	ended := unitState{State: stateInactive, Since: time.Now()}
-	if readState(env, u.name).State != stateDeactivating {
-		ended.State = stateFailed
-	}
-	ended.Result, ended.ExitStatus, ended.Signal = exitResult(cmd.ProcessState)
-	if waitErr == nil && ended.State == stateFailed {
-		// A process that exits 0 on its own ends as inactive, as with
-		// systemd's Type=simple.
-		ended.State = stateInactive
-	}
-	_ = writeState(env, u.name, ended)
-	updateStatusFile(env)
-	fmt.Fprintf(os.Stderr, "pas-systemctl: %s main process %d ended: %s\n", u.name, started.MainPID, describeEnd(ended))
-	return exitOK
-}
-
 func unitNameOrEmpty(args []string) string {
 	if len(args) == 1 {
 		return unitName(args[0])
@@ -224,17 +163,26 @@ func stopUnit(env *environment, u *unit) error {
 	}
 	defer unlock()
 
+	// The pid lock keeps the supervisor from restarting the process
+	// between reading its pid and signalling it.
+	unlockPID, err := lockPID(env, u.name)
+	if err != nil {
+		return err
+	}
 	s := readState(env, u.name)
 	if !s.active() {
+		unlockPID()
 		return nil
 	}
 	s.State = stateDeactivating
 	if err := writeState(env, u.name, s); err != nil {
+		unlockPID()
 		return err
 	}
 	// The supervisor updates the status file too, but stop must not
 	// return before the file shows the unit stopped.
 	_ = syscall.Kill(-s.MainPID, syscall.SIGTERM)
+	unlockPID()
 	if waitEnded(env, u.name, s, stopTimeout) {
 		updateStatusFile(env)
 		return nil

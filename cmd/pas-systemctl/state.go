@@ -14,6 +14,7 @@ import (
 // Unit states, as systemctl is-active prints them.
 const (
 	stateActive       = "active"
+	stateActivating   = "activating"
 	stateInactive     = "inactive"
 	stateFailed       = "failed"
 	stateDeactivating = "deactivating"
@@ -32,8 +33,10 @@ type unitState struct {
 	Signal     string `json:"signal,omitempty"`
 }
 
+// active reports whether the unit has a supervisor at work: running,
+// waiting to restart or stopping.
 func (s unitState) active() bool {
-	return s.State == stateActive || s.State == stateDeactivating
+	return s.State == stateActive || s.State == stateActivating || s.State == stateDeactivating
 }
 
 func statePath(env *environment, unit string) string {
@@ -112,18 +115,29 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
-// lockUnit serializes state changes of one unit across processes.
+// lockUnit serializes the systemctl commands that change one unit.
 func lockUnit(env *environment, unit string) (func(), error) {
+	return lockFile(env, unit+".lock")
+}
+
+// lockPID serializes changes of a unit's main process between stop and
+// the supervisor's restarts. stop holds lockUnit while it waits for the
+// supervisor, so the supervisor cannot use that lock.
+func lockPID(env *environment, unit string) (func(), error) {
+	return lockFile(env, unit+".pid.lock")
+}
+
+func lockFile(env *environment, name string) (func(), error) {
 	if err := os.MkdirAll(env.path(stateDir), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(env.path(filepath.Join(stateDir, unit+".lock")), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(env.path(filepath.Join(stateDir, name)), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", unit, err)
+		return nil, fmt.Errorf("locking %s: %w", name, err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -221,3 +221,31 @@ func TestNonRootCannotStart(t *testing.T) {
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, stderr.String(), "Interactive authentication required")
 }
+
+func TestRestartOnFailure(t *testing.T) {
+	s := newStandIn(t)
+	s.writeUnit("restarts", "[Service]\nRestart=on-failure\nRestartSec=0.1\nExecStart=/bin/sleep 300\n")
+	code, out := s.run("start", "restarts")
+	require.Equal(t, exitOK, code, out)
+
+	first := s.state("restarts").MainPID
+	require.NoError(t, syscallKill(first))
+	require.Eventually(t, func() bool {
+		st := s.state("restarts")
+		return st.State == stateActive && st.MainPID != first && alive(st.MainPID)
+	}, 10e9, 50e6, "a killed process of a Restart=on-failure unit must be started again")
+
+	code, out = s.run("stop", "restarts")
+	require.Equal(t, exitOK, code, out)
+	code, out = s.run("is-active", "restarts")
+	assert.Equal(t, exitNotActive, code)
+	assert.Equal(t, "inactive\n", out, "stop must not be followed by a restart")
+}
+
+func TestRestartSkipsEarlyFailure(t *testing.T) {
+	s := newStandIn(t)
+	s.writeUnit("crashes", "[Service]\nRestart=always\nExecStart=/bin/sh -c \"exit 1\"\n")
+	code, out := s.run("start", "crashes")
+	assert.Equal(t, exitFailure, code, "a process that fails at once fails start, Restart= or not")
+	assert.Contains(t, out, "exit status 1")
+}

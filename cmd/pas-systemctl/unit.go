@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // unit is the part of a .service file that the stand-in acts on.
@@ -21,6 +23,8 @@ type unit struct {
 	workDir     string
 	environment []string // KEY=VALUE from Environment= lines
 	envFiles    []string // EnvironmentFile= paths; a leading "-" means optional
+	restart     string   // Restart=: no, on-failure, on-abnormal or always
+	restartSec  time.Duration
 }
 
 // errNoUnit is returned for a unit without a unit file.
@@ -61,7 +65,7 @@ func loadUnit(env *environment, name string) (*unit, error) {
 // parseUnit reads the [Unit] and [Service] keys the stand-in uses. Lines
 // ending in a backslash continue on the next line, as in systemd.
 func parseUnit(sc *bufio.Scanner) (*unit, error) {
-	u := &unit{}
+	u := &unit{restart: "no", restartSec: 100 * time.Millisecond}
 	section := ""
 	pending := ""
 	for sc.Scan() {
@@ -127,6 +131,14 @@ func (u *unit) set(section, key, value string) error {
 		u.environment = append(u.environment, words...)
 	case "Service.EnvironmentFile":
 		u.envFiles = append(u.envFiles, value)
+	case "Service.Restart":
+		u.restart = value
+	case "Service.RestartSec":
+		d, err := parseSeconds(value)
+		if err != nil {
+			return fmt.Errorf("RestartSec=%s: %w", value, err)
+		}
+		u.restartSec = d
 	}
 	return nil
 }
@@ -221,4 +233,13 @@ func readEnvironmentFile(path string) ([]string, error) {
 		env = append(env, strings.TrimSpace(key)+"="+value)
 	}
 	return env, nil
+}
+
+// parseSeconds reads a systemd time span: a bare number is seconds, and a
+// Go duration suffix such as "500ms" or "2s" is accepted too.
+func parseSeconds(value string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(value, 64); err == nil {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	return time.ParseDuration(value)
 }

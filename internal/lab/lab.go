@@ -301,12 +301,18 @@ func randomPassword() (string, error) {
 // safe to call on a partly started lab and to call twice.
 func (l *Lab) Down(ctx context.Context, cli client.APIClient) error {
 	var errs []error
-	containers, err := cli.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", LabelLab+"="+l.Name)),
-	})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("listing the lab's containers: %w", err))
+	selectors := []filters.KeyValuePair{filters.Arg("label", LabelLab+"="+l.Name)}
+	if l.ToolImage != "" {
+		// Tool containers started without --rm outlive their command.
+		selectors = append(selectors, filters.Arg("ancestor", l.ToolImage))
+	}
+	var containers []container.Summary
+	for _, selector := range selectors {
+		found, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(selector)})
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("listing the lab's containers: %w", err))
+		}
+		containers = append(containers, found...)
 	}
 	for _, c := range containers {
 		err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
