@@ -148,6 +148,8 @@ func restoreInto(ctx context.Context, zipPath string, opts RestoreOptions, membe
 		members:  members,
 		manifest: manifest,
 		asRoot:   os.Geteuid() == 0,
+		uid:      uint32(os.Geteuid()),
+		gid:      uint32(os.Getegid()),
 		report:   &RestoreReport{ManifestUsed: manifest != nil, OwnersRestored: os.Geteuid() == 0},
 	}
 	r.token, err = randomToken()

@@ -40,10 +40,17 @@ type restorer struct {
 	dirs map[string]*dirState
 	// writes lists the indexes of the file and link members to write.
 	writes []int
+	// replaces marks the members of writes whose target exists. Those are
+	// staged under a temporary name and renamed over the target; the
+	// others are written under their own name, which undo removes.
+	replaces map[int]bool
 	// staged holds the temporary name of each member of writes.
 	staged map[int]string
 	// created lists the directories made by this restore, parents first.
 	created []string
+
+	// uid and gid own the files this process creates.
+	uid, gid uint32
 
 	manifestIndex map[string]*Member
 	progressState Progress
@@ -56,8 +63,13 @@ type dirState struct {
 	member *planned
 }
 
-// tempName returns the temporary name of member i, unique to this run.
-func (r *restorer) tempName(i int) string {
+// stagingName returns the name member i is written under: a temporary
+// name unique to this run when it replaces an existing object, else its
+// own name.
+func (r *restorer) stagingName(i int) string {
+	if !r.replaces[i] {
+		return path.Base(r.members[i].name)
+	}
 	return fmt.Sprintf(".pasupgrade-restore-%s-%d", r.token, i)
 }
 
@@ -85,6 +97,7 @@ func (r *restorer) basePrefix(name string) string {
 func (r *restorer) plan() error {
 	r.dirs = make(map[string]*dirState)
 	r.staged = make(map[int]string)
+	r.replaces = make(map[int]bool)
 	bases := map[string]bool{}
 	for i := range r.members {
 		p := &r.members[i]
@@ -210,6 +223,8 @@ func (r *restorer) planMember(i int) error {
 		case r.opts.UpdateOnly && p.file.Modified.Unix() <= info.ModTime().Unix():
 			r.report.Skipped++
 			return nil
+		default:
+			r.replaces[i] = true
 		}
 	}
 	r.writes = append(r.writes, i)
@@ -304,7 +319,7 @@ func (r *restorer) mkdirBase(base string) error {
 func (r *restorer) stageLink(i int) error {
 	p := &r.members[i]
 	dir := r.dirs[path.Dir(p.name)].root
-	tmp := r.tempName(i)
+	tmp := r.stagingName(i)
 	if err := dir.Symlink(p.target, tmp); err != nil {
 		return fmt.Errorf("creating symbolic link /%s: %w", p.name, err)
 	}
@@ -355,7 +370,7 @@ loop:
 func (r *restorer) stageFile(i int, buf []byte) error {
 	p := &r.members[i]
 	dir := r.dirs[path.Dir(p.name)].root
-	tmp := r.tempName(i)
+	tmp := r.stagingName(i)
 	out, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating /%s: %w", p.name, err)
@@ -466,7 +481,7 @@ func (r *restorer) manifestMember(name string) *Member {
 // setFileMetadata sets owner, mode and modification time through the
 // open file, so no path is resolved again.
 func (r *restorer) setFileMetadata(p *planned, f *os.File) error {
-	if r.asRoot && p.owner.ok {
+	if r.asRoot && p.owner.ok && (p.owner.uid != r.uid || p.owner.gid != r.gid) {
 		if err := f.Chown(int(p.owner.uid), int(p.owner.gid)); err != nil {
 			return fmt.Errorf("setting the owner of /%s: %w", p.name, err)
 		}
@@ -526,11 +541,13 @@ func (r *restorer) undo() error {
 func (r *restorer) commit() error {
 	for _, i := range r.writes {
 		p := &r.members[i]
+		if !r.replaces[i] {
+			continue
+		}
 		dir := r.dirs[path.Dir(p.name)].root
 		if err := dir.Rename(r.staged[i], path.Base(p.name)); err != nil {
 			return fmt.Errorf("moving /%s into place: %w", p.name, err)
 		}
-		delete(r.staged, i)
 	}
 
 	dirs := r.sortedDirs()

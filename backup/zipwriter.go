@@ -30,7 +30,7 @@ const (
 
 	// memoryBudget caps the bytes held by members compressed ahead of the
 	// writer: their data and its compressed copy.
-	memoryBudget = 24 << 20
+	memoryBudget = 8 << 20
 	budgetUnit   = 64 << 10
 )
 
@@ -197,6 +197,8 @@ func (aw *archiveWriter) compress(e *entry, c *compressed) {
 		h.Method = zip.Deflate
 		h.ReaderVersion = readerDeflate
 		c.data = out
+		c.raw = nil
+		aw.bufs.Put(raw)
 	} else {
 		h.Method = zip.Store
 		aw.bufs.Put(out)
@@ -204,7 +206,7 @@ func (aw *archiveWriter) compress(e *entry, c *compressed) {
 	}
 	h.CompressedSize64 = uint64(c.data.Len())
 	c.header = h
-	c.size = int64(raw.Len())
+	c.size = int64(h.UncompressedSize64)
 }
 
 func (aw *archiveWriter) readFile(e *entry, buf *bytes.Buffer) error {

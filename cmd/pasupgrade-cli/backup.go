@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 
@@ -65,6 +67,7 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 				}
 				exporter = runningConfigExporter{client: client}
 			}
+			limitBackupMemory()
 			bar := newBackupProgress(a, "backing up")
 			defer bar.finish()
 			set, err := backup.Create(cmd.Context(), backup.Options{
@@ -196,6 +199,7 @@ the upgrade guide does, they belong to pas.`,
 			if err := confirmRestore(a, yes, fmt.Sprintf("Restore %s into %s?", zipPath, a.root)); err != nil {
 				return err
 			}
+			limitBackupMemory()
 			bar := newBackupProgress(a, "restoring")
 			defer bar.finish()
 			opts.Root = a.root
@@ -273,4 +277,16 @@ func confirmRestore(a *app, yes bool, question string) error {
 		return nil
 	}
 	return withExitCode(exitFailure, errors.New("restore cancelled: the answer was not yes"))
+}
+
+// backupMemoryLimit is the soft heap limit for backup and restore. The
+// library keeps its working set to a few tens of MiB, and the limit makes
+// the garbage collector run before the heap doubles past it.
+const backupMemoryLimit = 48 << 20
+
+// limitBackupMemory sets backupMemoryLimit unless GOMEMLIMIT sets a limit.
+func limitBackupMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(backupMemoryLimit)
+	}
 }
