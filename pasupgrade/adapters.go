@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -400,10 +401,13 @@ func (b BackupSets) RunningConfig(dir string) string {
 }
 
 // RestoreBootstrap extracts the set's zip under Root with backup.Restore,
-// which checks every member against the manifest before writing, and then
-// gives every restored path to owner, as extracting as that user would.
-// Every member is written, not only the newer ones, so the files are as
-// they were at backup time.
+// which checks every member against the manifest before writing and, as
+// root, gives each file the owner recorded in the zip. The pas user was
+// removed and created again since the backup, so it may have a new uid and
+// gid: files that belonged to the old pas user are given to owner, as
+// extracting them as that user (the guide's "unzip" as pas) would. Every
+// member is written, not only the newer ones, so the files are as they were
+// at backup time.
 func (b BackupSets) RestoreBootstrap(ctx context.Context, dir, owner string) error {
 	d := setDir(dir)
 	m, err := backup.ReadManifest(d)
@@ -414,24 +418,57 @@ func (b BackupSets) RestoreBootstrap(ctx context.Context, dir, owner string) err
 	if root == "" {
 		root = "/"
 	}
-	if _, err := backup.Restore(ctx, filepath.Join(d, backup.ArchiveName), backup.RestoreOptions{
+	report, err := backup.Restore(ctx, filepath.Join(d, backup.ArchiveName), backup.RestoreOptions{
 		Root: root, Manifest: m, Logger: b.Logger,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
+	}
+	if !report.OwnersRestored {
+		// Not root: every file already belongs to this process's user.
+		return nil
 	}
 	uid, gid, err := lookupIDs(owner)
 	if err != nil {
 		return err
 	}
+	return remapOwner(root, m.Members, uid, gid)
+}
+
+// pasTreeMember is the member whose recorded owner is taken for the pas
+// user's at backup time: the pas home's etc directory.
+const pasTreeMember = "opt/balasys/etc/"
+
+// remapOwner gives the members owned by the recorded owner of pasTreeMember
+// to uid and gid. Members of other owners, such as root, keep theirs.
+func remapOwner(root string, members []backup.Member, uid, gid int) error {
+	i := slices.IndexFunc(members, func(m backup.Member) bool { return m.Name == pasTreeMember })
+	if i < 0 || members[i].UID == 0 {
+		return nil
+	}
+	oldUID, oldGID := members[i].UID, members[i].GID
+	if int(oldUID) == uid && int(oldGID) == gid {
+		return nil
+	}
 	var errs []error
-	for _, member := range m.Members {
+	for _, member := range members {
+		newUID, newGID := int(member.UID), int(member.GID)
+		if member.UID == oldUID {
+			newUID = uid
+		}
+		if member.GID == oldGID {
+			newGID = gid
+		}
+		if newUID == int(member.UID) && newGID == int(member.GID) {
+			continue
+		}
 		path := filepath.Join(root, strings.TrimSuffix(member.Name, "/"))
-		if err := os.Lchown(path, uid, gid); err != nil {
+		if err := os.Lchown(path, newUID, newGID); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("giving the restored files to %s: %w", owner, err)
+		return fmt.Errorf("giving the restored files of the old pas user (uid %d) to uid %d: %w", oldUID, uid, err)
 	}
 	return nil
 }
