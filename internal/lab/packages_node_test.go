@@ -228,3 +228,49 @@ func pkgHTTPBody(t *testing.T, port int) string {
 	}, 20*time.Second, 100*time.Millisecond)
 	return string(body)
 }
+
+func TestPackagesDebconfFrontends(t *testing.T) {
+	t.Setenv("DOCKER_HOST", testenv.DockerHost(t))
+	debs := packagesForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cli, err := Connect(ctx)
+	require.NoError(t, err)
+	defer cli.Close()
+	node, err := StartNode(ctx, cli, NodeOptions{Name: UniqueName("labpkg-node")})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		removeCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		assert.NoError(t, node.Remove(removeCtx))
+	})
+	s := nodeShell{t: t, ctx: ctx, node: node}
+	for name, path := range debs {
+		require.NoError(t, node.CopyFile(ctx, path, "/tmp/debs/"+name, 0o644))
+	}
+	s.installDebs("4.8.0")
+
+	// Without a preseeded answer the noninteractive frontend takes the
+	// default, which keeps the configuration, and nothing reads stdin.
+	s.sh("DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/debs/" + DebFileName(StoragePackage, "4.9.0") + " </dev/null")
+	s.run("", "", "test", "!", "-e", "/opt/balasys/etc/storage/backups")
+	assert.Contains(t, s.run("", "", "cat", "/opt/balasys/etc/storage/config.yml"), "config_version: 4.9.0\n",
+		"dpkg installed the unchanged conffile's new version")
+
+	// On a terminal, debconf shows both questions (the password one at
+	// priority medium) and reads the answers typed there. script(1) gives
+	// dpkg a pseudo-terminal inside the node. The answers are written
+	// before the questions, so the terminal may echo the password; whether
+	// debconf hides it while typing is not checked here.
+	const typedPassword = "Typed-Pass 3"
+	res, err := s.try("", "yes\n"+typedPassword+"\n", "script", "-qefc",
+		"DEBIAN_FRONTEND=teletype DEBIAN_PRIORITY=medium dpkg -i /tmp/debs/"+DebFileName(MgmtPackage, "4.9.0"),
+		"/dev/null")
+	require.NoError(t, err, "%s", res.Stderr)
+	terminal := string(res.Stdout)
+	assert.Contains(t, terminal, "Overwrite the existing configuration files? [yes/no]")
+	assert.Contains(t, terminal, "Password of the management admin user:")
+	assert.Contains(t, terminal, "stored the new admin password hash")
+	assert.Contains(t, s.run("", "", "ls", "/opt/balasys/etc/mgmt/backups"), "config.yml.4.8.0")
+	assert.Contains(t, s.run("", "", "cat", "/opt/balasys/etc/mgmt/users.htpass"), "admin:$2y$")
+}
