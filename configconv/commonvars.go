@@ -44,7 +44,7 @@ var ErrKeyNotFound = errors.New("configconv: key not found")
 // SetYAMLValues does.
 func PlanCommonVars(path string, vars CommonVars) (FileEdit, error) {
 	if !imageTagPattern.MatchString(vars.ImageTag) {
-		return FileEdit{}, fmt.Errorf("invalid image tag %q: use letters, digits, '_', '.' and '-', such as 4.9.0", vars.ImageTag)
+		return FileEdit{}, invalidTagError(vars.ImageTag)
 	}
 	before, err := os.ReadFile(path)
 	if err != nil {

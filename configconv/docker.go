@@ -24,17 +24,18 @@ import (
 	"github.com/pasops/pasupgrade/runner"
 )
 
-// DefaultImage is the upgrade tool's image the DockerRunner starts unless
-// told otherwise.
+// DefaultImage is the upgrade tool's image reference that DockerRunner
+// uses when Image is empty. The vendor's guide leaves the name blank, so
+// this is the tag the lab gives its tool image.
 const DefaultImage = "pas-upgrade-tool:4.9.0"
 
-// ContainerWorkDir is where the DockerRunner mounts the working directory
-// inside the tool's container.
+// ContainerWorkDir is the mount point of the working directory inside the
+// tool's container.
 const ContainerWorkDir = "/upgrade"
 
 // MinAPIVersion is the oldest Docker Engine API the DockerRunner works
-// with: API 1.30 added the wait conditions it waits with. Debian 12's
-// docker.io (Engine 20.10) speaks 1.41.
+// with, because API 1.30 added the wait conditions it waits with. Debian
+// 12's docker.io (Engine 20.10) serves API 1.41.
 const MinAPIVersion = "1.30"
 
 // ErrEngineTooOld is returned when the Docker engine's API is older than
@@ -138,7 +139,7 @@ func (d *DockerRunner) checkEngine(ctx context.Context) error {
 			engine = "unknown (before 1.25)"
 		}
 		if ping.APIVersion == "" || versions.LessThan(ping.APIVersion, MinAPIVersion) {
-			d.checkErr = fmt.Errorf("%w: the engine at %s speaks API %s, but this client needs at least API %s "+
+			d.checkErr = fmt.Errorf("%w: the engine at %s serves API %s, but this client needs at least API %s "+
 				"(Docker Engine 17.06); upgrade the engine, for example to Debian 12's docker.io",
 				ErrEngineTooOld, d.Client.DaemonHost(), engine, MinAPIVersion)
 			return
@@ -204,7 +205,7 @@ func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
 
 	select {
 	case res := <-waitResult:
-		session.waitOutput()
+		session.waitOutput(ctx)
 		if res.Error != nil && res.Error.Message != "" {
 			return -1, fmt.Errorf("waiting for the upgrade tool's container: %s", res.Error.Message)
 		}
@@ -224,9 +225,10 @@ func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
 	return -1, fmt.Errorf("the upgrade tool was interrupted: %w", ctx.Err())
 }
 
-// create creates the tool's container: the user's uid:gid, host network,
-// the working directory at ContainerWorkDir, automatic removal, stdin open
-// for the password and answers, and no environment of ours.
+// create creates the tool's container with the user's uid:gid, host
+// network, the working directory at ContainerWorkDir, automatic removal,
+// stdin open for the password and prompt replies, and no environment
+// variables of ours.
 func (d *DockerRunner) create(ctx context.Context, workDir string, inv Invocation) (string, error) {
 	uid := d.User
 	if uid == "" {

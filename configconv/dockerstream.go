@@ -22,9 +22,9 @@ import (
 )
 
 // startSession starts copying the run's streams over the attach
-// connection. Without a terminal the engine multiplexes stdout and stderr
-// into one stream, which is split again with stdcopy; with one, the
-// terminal is put in raw mode and its input forwarded until the session
+// connection. Without a terminal, the engine multiplexes stdout and stderr
+// into one stream, which stdcopy splits again. With a terminal, the
+// terminal is put in raw mode and its input is forwarded until the session
 // stops.
 func startSession(attached types.HijackedResponse, inv Invocation, transcript *runTranscript) (*session, error) {
 	s := &session{
@@ -95,8 +95,13 @@ type session struct {
 
 // waitOutput returns when the container's output has been copied to the
 // end, which the engine marks by closing the stream when the container
-// exits.
-func (s *session) waitOutput() { <-s.outputDone }
+// exits, or when ctx ends.
+func (s *session) waitOutput(ctx context.Context) {
+	select {
+	case <-s.outputDone:
+	case <-ctx.Done():
+	}
+}
 
 // stop ends input forwarding and resize forwarding and restores the
 // terminal. It is safe to call more than once.

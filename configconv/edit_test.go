@@ -81,7 +81,7 @@ func TestSetEnvValueRejects(t *testing.T) {
 		{"unclosed quote", "DOCKER_IMAGE_TAG=\"4.8.0\n", ImageTagKey, "4.9.0", "closing \" quote is missing"},
 		{"value needs quoting", "", ImageTagKey, "a b", `invalid value "a b"`},
 		{"empty value", "", ImageTagKey, "", `invalid value ""`},
-		{"bad key", "", "A-B", "1", `invalid variable name "A-B"`},
+		{"bad key", "", "A-B", "1", `invalid value: variable name "A-B"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,8 +202,8 @@ func TestPlanImageTagRejects(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 
 	_, err = PlanImageTag(nil, "4.9.0; rm")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `invalid image tag "4.9.0; rm"`)
+	require.ErrorIs(t, err, ErrInvalidValue)
+	assert.Contains(t, err.Error(), `image tag "4.9.0; rm"`)
 }
 
 func TestFileEditDryRunWritesNothing(t *testing.T) {

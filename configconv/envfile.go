@@ -2,6 +2,7 @@ package configconv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -20,6 +21,10 @@ var ComposeConfPaths = []string{
 	"/opt/balasys/etc/infrastructure/storage/docker-compose.conf",
 }
 
+// ErrInvalidValue is returned for a value an edit cannot write, such as an
+// image tag that is not one.
+var ErrInvalidValue = errors.New("invalid value")
+
 // imageTagPattern is Docker's syntax for an image tag.
 var imageTagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
@@ -36,7 +41,7 @@ var envAssignment = regexp.MustCompile(`^([ \t]*(?:export[ \t]+)?)([A-Za-z_][A-Z
 // upgrade must set the tag in all three.
 func PlanImageTag(paths []string, tag string) ([]FileEdit, error) {
 	if !imageTagPattern.MatchString(tag) {
-		return nil, fmt.Errorf("invalid image tag %q: use letters, digits, '_', '.' and '-', such as 4.9.0", tag)
+		return nil, invalidTagError(tag)
 	}
 	edits := make([]FileEdit, 0, len(paths))
 	for _, path := range paths {
@@ -66,10 +71,10 @@ func PlanImageTag(paths []string, tag string) ([]FileEdit, error) {
 // "$", "\" or line breaks.
 func SetEnvValue(content []byte, key, value string) ([]byte, error) {
 	if !envKeyPattern.MatchString(key) {
-		return nil, fmt.Errorf("invalid variable name %q: use letters, digits and '_'", key)
+		return nil, fmt.Errorf("%w: variable name %q: use letters, digits and '_'", ErrInvalidValue, key)
 	}
 	if value == "" || strings.ContainsAny(value, " \t\r\n'\"#$\\`") {
-		return nil, fmt.Errorf("invalid value %q for %s: it must be non-empty and need no quoting", value, key)
+		return nil, fmt.Errorf("%w %q for %s: it must be non-empty and need no quoting", ErrInvalidValue, value, key)
 	}
 
 	lines := bytes.SplitAfter(content, []byte("\n"))
@@ -140,6 +145,10 @@ func envValueSpan(line []byte, from int) (start, end int, err error) {
 		end--
 	}
 	return from, end, nil
+}
+
+func invalidTagError(tag string) error {
+	return fmt.Errorf("%w: image tag %q: use letters, digits, '_', '.' and '-', such as 4.9.0", ErrInvalidValue, tag)
 }
 
 // lineEnding returns "\r\n" when content uses it, else "\n".

@@ -28,6 +28,15 @@ const (
 	DefaultConvertedFile = "pas-config-4.9.0.yaml"
 )
 
+// Defaults of the upgrade tool's global options, which Tool leaves out of
+// the arguments when its fields are empty.
+const (
+	// DefaultToolBaseURL is the tool's default --frontend-baseurl.
+	DefaultToolBaseURL = "http://localhost"
+	// DefaultToolUser is the tool's default --user.
+	DefaultToolUser = "admin"
+)
+
 // Exit codes of the upgrade tool.
 const (
 	toolExitUsage       = 2
@@ -121,7 +130,7 @@ type ToolRunner interface {
 	// to call more than once.
 	Prepare(ctx context.Context) error
 	// Run runs the tool once and returns its exit code. The error is nil
-	// whenever the tool ran to its exit, whatever the code; it is non-nil
+	// whenever the tool ran to its exit, whatever the code. It is non-nil
 	// when the tool could not start or ctx ended the run.
 	Run(ctx context.Context, inv Invocation) (exitCode int, err error)
 }
@@ -135,13 +144,13 @@ type Tool struct {
 	WorkDir string
 
 	// BaseURL is the management component's address (--frontend-baseurl).
-	// Empty leaves the tool's default, http://localhost.
+	// Empty leaves the tool's default, DefaultToolBaseURL.
 	BaseURL string
 	// CACert is a PEM bundle with the full chain of the management
 	// component's certificate (--cacert). Empty trusts the system's CAs.
 	CACert string
 	// AdminUser is the management user (--user). Empty leaves the tool's
-	// default, admin.
+	// default, DefaultToolUser.
 	AdminUser string
 	// Password is the admin password. It reaches the tool on its standard
 	// input only.
@@ -237,7 +246,7 @@ func (t *Tool) PostUpgrade(ctx context.Context, timeout time.Duration) (PostUpgr
 	return outcome, err
 }
 
-// invocationPlan is what a subcommand's run needs beyond the common options.
+// invocationPlan is the subcommand, options and input of one run.
 type invocationPlan struct {
 	subcommand string
 	options    []string
