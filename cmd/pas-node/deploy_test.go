@@ -149,3 +149,37 @@ func TestReadInventoryDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []host{{Name: "core-9", Addr: "core-9", Port: 22, User: "pas"}}, groups["core"])
 }
+
+func TestDeployHAAndRestart(t *testing.T) {
+	log := fakeTools(t, "4.9.0")
+	n := deployNode(t)
+	n.write(inventoryFile, "all:\n  children:\n    core:\n      hosts: {}\n    ha:\n      hosts:\n"+
+		"        ha-1: {ansible_host: 127.0.0.3, ansible_port: 2203}\n")
+
+	code, _, stderr := n.run("", "pas-mgmt-deploy-core", "--deploy-ha", "--restart-ha")
+
+	require.Equal(t, 0, code, stderr)
+	got := calls(t, log)
+	require.Len(t, got, 5)
+	assert.Contains(t, got[0], "dpkg-deb --field "+n.root+"/tmp/proxedo-api-security_4.9.0_all.deb")
+	assert.Contains(t, got[1], "scp -q -P 2203 ")
+	assert.True(t, strings.HasSuffix(got[2],
+		"pas@127.0.0.3 sudo -n DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold "+
+			"/tmp/proxedo-api-security_4.9.0_all.deb </dev/null"), got[2])
+	assert.True(t, strings.HasSuffix(got[3], "pas@127.0.0.3 pas-update --image-tag 4.9.0"), got[3])
+	assert.True(t, strings.HasSuffix(got[4], "pas@127.0.0.3 sudo -n systemctl restart proxedo-api-security-ha"), got[4])
+}
+
+func TestDeployStopsAtFailedSSH(t *testing.T) {
+	log := fakeTools(t, "4.9.0")
+	bin := filepath.Dir(log)
+	failing := "#!/bin/sh\necho \"ssh $*\" >>" + log + "\necho 'ssh: connect to host 127.0.0.1 port 2201: Connection refused' >&2\nexit 255\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "ssh"), []byte(failing), 0o755))
+	n := deployNode(t)
+
+	code, _, stderr := n.run("", "pas-mgmt-deploy-core", "--restart-core")
+
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "node core-1 (127.0.0.1): ssh sudo -n systemctl restart proxedo-api-security: exit status 255")
+	assert.Len(t, calls(t, log), 1, "the second node is not tried after the first fails")
+}
