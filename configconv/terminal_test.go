@@ -123,6 +123,22 @@ func assertNextKeyPressArrives(t *testing.T, controller, terminal *os.File) {
 	}
 }
 
+func TestDockerRunnerTerminalRestoredOnStartFailure(t *testing.T) {
+	d, cli := newTestRunner(t)
+	d.User = "no-such-user"
+	_, terminal, _ := openPTY(t)
+	before := termiosOf(t, terminal)
+
+	_, err := d.Run(context.Background(), Invocation{
+		Args: []string{"prompt"}, WorkDir: t.TempDir(),
+		Terminal: &Terminal{In: terminal, Out: terminal},
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "starting the upgrade tool's container")
+	assert.Equal(t, before, termiosOf(t, terminal), "the terminal must be restored")
+	assert.Empty(t, leftoverContainers(t, cli))
+}
+
 func TestDockerRunnerTerminalResize(t *testing.T) {
 	d, _ := newTestRunner(t)
 	controller, terminal, output := openPTY(t)

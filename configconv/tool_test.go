@@ -101,6 +101,30 @@ func TestToolPreUpgrade(t *testing.T) {
 	assert.Equal(t, 1, fake.prepared)
 }
 
+// failingPrepare is a ToolRunner whose Prepare fails and whose Run fails
+// the test, because nothing may run after a failed Prepare.
+type failingPrepare struct{ t *testing.T }
+
+func (f failingPrepare) Prepare(context.Context) error { return ErrNotLoggedIn }
+
+func (f failingPrepare) Run(context.Context, Invocation) (int, error) {
+	f.t.Error("Run called after Prepare failed")
+	return -1, nil
+}
+
+func TestToolPrepareComesFirst(t *testing.T) {
+	root := newTestCA(t, "Test Root", nil)
+	src := filepath.Join(t.TempDir(), "bundle.pem")
+	require.NoError(t, os.WriteFile(src, root.pem, 0o600))
+	work := t.TempDir()
+
+	_, err := (&Tool{Runner: failingPrepare{t}, WorkDir: work, CACert: src}).PreUpgrade(context.Background())
+	require.ErrorIs(t, err, ErrNotLoggedIn)
+	entries, err := os.ReadDir(work)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing is copied before the image is present")
+}
+
 func TestToolOutputFileChecks(t *testing.T) {
 	tests := []struct {
 		name    string
