@@ -244,6 +244,8 @@ func TestCAThatCannotBeUsed(t *testing.T) {
 			want: "missing.pem: no such file"},
 		{name: "unreadable file", opts: []mgmtapi.Option{mgmtapi.WithCAFile(unreadable)},
 			want: "unreadable.pem: permission denied", rootOK: true},
+		{name: "directory", opts: []mgmtapi.Option{mgmtapi.WithCAFile(dir)},
+			want: "reading the CA bundle: read " + dir + ": is a directory"},
 		{name: "wrapped transport", opts: []mgmtapi.Option{mgmtapi.WithCAFile(pemFile), mgmtapi.WithHTTPClient(wrapped)},
 			want: "cannot use the CA bundle " + pemFile},
 		{name: "insecure transport", opts: []mgmtapi.Option{mgmtapi.WithHTTPClient(insecure)},

@@ -65,8 +65,10 @@ type request struct {
 
 	// jsonBody is sent as application/json; it is re-sent on a retry.
 	jsonBody []byte
-	// stream is sent once and never retried.
-	stream io.Reader
+	// stream is sent once and never retried. streamLength is its length,
+	// or -1 when unknown, which sends it chunked.
+	stream       io.Reader
+	streamLength int64
 
 	// auth sends the token. safe allows retries and one re-login on 401.
 	auth bool
@@ -164,6 +166,9 @@ func (c *Client) sendStream(ctx context.Context, req request, token string) (*ht
 	hr, err := http.NewRequestWithContext(ctx, req.method, u.String(), req.stream)
 	if err != nil {
 		return nil, err
+	}
+	if req.streamLength >= 0 {
+		hr.ContentLength = req.streamLength
 	}
 	for k, v := range c.rc.Header {
 		hr.Header[k] = v

@@ -1,6 +1,7 @@
 package mgmtapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Export describes an exported configuration file.
@@ -133,37 +135,65 @@ func fileNameOf(disposition, fallback string) string {
 // upload is streamed: the file is never held in memory. It is sent once and
 // never retried, even on a 503, because the reader cannot be rewound and
 // the server may have stored it. To retry, call again with a new reader.
+// ImportConfig does not read r after it returns.
 func (c *Client) ImportConfig(ctx context.Context, r io.Reader, name string) (int, error) {
+	return c.importConfig(ctx, r, name, -1)
+}
+
+// ImportConfigFile uploads the configuration file at path, as
+// ImportConfig does, with a Content-Length header.
+func (c *Client) ImportConfigFile(ctx context.Context, path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("importing a configuration: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("importing a configuration: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return 0, fmt.Errorf("importing a configuration: %s is not a regular file", path)
+	}
+	return c.importConfig(ctx, f, filepath.Base(path), info.Size())
+}
+
+// importConfig uploads r, of size bytes or -1 when unknown. The multipart
+// framing around the file is built up front, so the body is a plain
+// concatenation with a known length whenever size is known.
+func (c *Client) importConfig(ctx context.Context, r io.Reader, name string, size int64) (int, error) {
 	if name == "" {
 		name = "pas-config.yaml"
 	}
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	done := make(chan struct{})
-	var sent int64
-	go func() {
-		defer close(done)
-		part, err := mw.CreateFormFile("file", filepath.Base(name))
-		if err == nil {
-			sent, err = io.Copy(part, r)
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	var head, tail bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	if _, err := mw.CreateFormFile("file", filepath.Base(name)); err != nil {
+		return 0, fmt.Errorf("importing %s: %w", name, err)
+	}
+	// A writer without parts writes only the closing boundary.
+	closing := multipart.NewWriter(&tail)
+	if err := closing.SetBoundary(mw.Boundary()); err != nil {
+		return 0, fmt.Errorf("importing %s: %w", name, err)
+	}
+	if err := closing.Close(); err != nil {
+		return 0, fmt.Errorf("importing %s: %w", name, err)
+	}
 
+	file := &guardedReader{r: r}
+	body := io.MultiReader(&head, file, &tail)
+	length := int64(-1)
+	if size >= 0 {
+		length = int64(head.Len()) + size + int64(tail.Len())
+	}
 	req := request{
-		method: http.MethodPost, path: c.paths.Import, auth: true, stream: pr,
+		method: http.MethodPost, path: c.paths.Import, auth: true, stream: body, streamLength: length,
 		header: map[string]string{"Content-Type": mw.FormDataContentType()},
 	}
 	resp, err := c.do(ctx, req)
-	// The transport closes the body when it is done, but not always before
-	// returning; closing it here ends the goroutine's writes.
-	pr.CloseWithError(errors.New("upload ended"))
-	<-done
+	// The transport may still read the body after Do returns: stop that.
+	sent := file.stop()
 	if err != nil {
-		return 0, fmt.Errorf("importing %s (%d bytes sent): %w", name, sent, c.timeoutError(ctx, req, err))
+		return 0, fmt.Errorf("importing %s (%d bytes of the file sent): %w", name, sent, c.timeoutError(ctx, req, err))
 	}
 	defer resp.Body.Close()
 
@@ -175,13 +205,35 @@ func (c *Client) ImportConfig(ctx context.Context, r io.Reader, name string) (in
 	return reply.PendingChanges, nil
 }
 
-// ImportConfigFile uploads the configuration file at path, as
-// ImportConfig does.
-func (c *Client) ImportConfigFile(ctx context.Context, path string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("importing a configuration: %w", err)
+// errUploadEnded is the error the transport reads from an upload body after
+// the upload returned.
+var errUploadEnded = errors.New("mgmtapi: upload already ended")
+
+// guardedReader counts the bytes read from r and stops reading it once
+// stop is called, so the caller's reader is not used after return.
+type guardedReader struct {
+	mu      sync.Mutex
+	r       io.Reader
+	n       int64
+	stopped bool
+}
+
+func (g *guardedReader) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return 0, errUploadEnded
 	}
-	defer f.Close()
-	return c.ImportConfig(ctx, f, filepath.Base(path))
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	return n, err
+}
+
+// stop ends reading, waiting for a Read in progress, and returns the
+// count of bytes read.
+func (g *guardedReader) stop() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+	return g.n
 }

@@ -267,6 +267,36 @@ func TestImportConfig(t *testing.T) {
 	assert.Contains(t, changes[0].Summary, "restore.yaml")
 }
 
+func TestImportConfigFileDeclaresLength(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	c, _ := loggedIn(t, srv.URL)
+	config := "pas_config_version: 4.8.0\nservices: [from-file]\n"
+	path := filepath.Join(t.TempDir(), "restore.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
+
+	_, err := c.ImportConfigFile(context.Background(), path)
+	require.NoError(t, err)
+	_, err = c.ImportConfig(context.Background(), strings.NewReader(config), "stream.yaml")
+	require.NoError(t, err)
+
+	calls := srv.RequestsTo(http.MethodPost, "/api/config/import")
+	require.Len(t, calls, 2)
+	assert.Greater(t, calls[0].ContentLength, int64(len(config)), "multipart framing adds to the file size")
+	assert.Equal(t, sha256Hex([]byte(config)), calls[0].UploadSHA256)
+	assert.Equal(t, int64(-1), calls[1].ContentLength, "a reader of unknown size is sent chunked")
+	assert.Equal(t, sha256Hex([]byte(config)), calls[1].UploadSHA256)
+}
+
+func TestImportConfigFileRejectsDirectory(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	c, _ := loggedIn(t, srv.URL)
+
+	_, err := c.ImportConfigFile(context.Background(), t.TempDir())
+
+	assert.ErrorContains(t, err, "is not a regular file")
+	assert.Empty(t, srv.RequestsTo(http.MethodPost, "/api/config/import"))
+}
+
 func TestImportIncompatibleConfig(t *testing.T) {
 	srv := startFake(t, mgmtapitest.Options{Version: "4.9.0"})
 	c, _ := loggedIn(t, srv.URL)
@@ -287,9 +317,10 @@ func TestImportUploadRejectedBeforeBody(t *testing.T) {
 	srv := startFake(t, mgmtapitest.Options{})
 	c, s := loggedIn(t, srv.URL)
 	srv.FailNext("/api/config/import", 1, http.StatusServiceUnavailable)
-	config := newGeneratedConfig("4.8.0", 8<<20)
+	config := &countingReader{r: newGeneratedConfig("4.8.0", 8<<20)}
 
 	_, err := c.ImportConfig(context.Background(), config, "big.yaml")
+	readsAtReturn := config.reads.Load()
 
 	var apiErr *mgmtapi.APIError
 	require.ErrorAs(t, err, &apiErr)
@@ -297,8 +328,12 @@ func TestImportUploadRejectedBeforeBody(t *testing.T) {
 	assert.Len(t, srv.RequestsTo(http.MethodPost, "/api/config/import"), 1)
 	assert.Empty(t, s.recorded())
 	assert.Empty(t, srv.PendingChanges())
+	srv.Close() // waits for the server side of the upload to end
+	assert.Equal(t, readsAtReturn, config.reads.Load(), "the reader was used after ImportConfig returned")
 
 	// A new call with a new reader carries the same bytes in full.
+	srv = startFake(t, mgmtapitest.Options{})
+	c, _ = loggedIn(t, srv.URL)
 	fresh := newGeneratedConfig("4.8.0", 8<<20)
 	var want bytes.Buffer
 	_, err = io.Copy(&want, newGeneratedConfig("4.8.0", 8<<20))
@@ -306,9 +341,20 @@ func TestImportUploadRejectedBeforeBody(t *testing.T) {
 	_, err = c.ImportConfig(context.Background(), fresh, "big.yaml")
 	require.NoError(t, err)
 	calls := srv.RequestsTo(http.MethodPost, "/api/config/import")
-	require.Len(t, calls, 2)
-	assert.Equal(t, int64(8<<20), calls[1].UploadBytes)
-	assert.Equal(t, sha256Hex(want.Bytes()), calls[1].UploadSHA256)
+	require.Len(t, calls, 1)
+	assert.Equal(t, int64(8<<20), calls[0].UploadBytes)
+	assert.Equal(t, sha256Hex(want.Bytes()), calls[0].UploadSHA256)
+}
+
+// countingReader counts the Read calls on r.
+type countingReader struct {
+	r     io.Reader
+	reads atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.r.Read(p)
 }
 
 func TestImportLargeConfigStreams(t *testing.T) {

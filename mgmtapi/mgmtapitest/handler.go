@@ -89,6 +89,10 @@ type Request struct {
 	Query  string    `json:"query,omitempty"`
 	Status int       `json:"status"`
 
+	// ContentLength is the request's declared body length, -1 for a
+	// chunked body.
+	ContentLength int64 `json:"content_length"`
+
 	// Authorized reports whether the request carried a valid token.
 	Authorized bool `json:"authorized"`
 
@@ -154,7 +158,8 @@ func NewHandler(opts Options) (*Handler, error) {
 // ServeHTTP routes a request to the API or, with EnableControl, to the
 // /_sim/ endpoints.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := Request{Time: h.now().UTC(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
+	rec := Request{Time: h.now().UTC(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+		ContentLength: r.ContentLength}
 	requestID := newID(8)
 	w.Header().Set("X-Request-Id", requestID)
 
