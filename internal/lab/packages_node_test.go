@@ -119,6 +119,8 @@ func TestPackagesInstallAndUpgradeInNode(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusOK, pkgLoginStatus(t, mgmtPort, oldPassword))
 	assert.Equal(t, "proxedo-api-security core 4.8.0\n", pkgHTTPBody(t, corePort))
+	s.run("", "", "visudo", "--check")
+	s.run("pas", "", "sudo", "-n", "systemctl", "is-active", "proxedo-api-security-mgmt")
 
 	// The locally changed conffiles make dpkg ask; without a terminal
 	// and without --force-conf* the install stops at the question.
