@@ -62,12 +62,9 @@ func (t *tool) confirm(item string) error {
 	answer, err := t.readLine()
 	if errors.Is(err, io.EOF) {
 		fmt.Fprintln(t.stdout)
-		how := "give the answers on stdin, one line each"
-		if t.stdinIsTTY {
-			how = "answer the question"
-		}
-		return withCode(exitNeedAnswer, "%s cannot be converted automatically and no answer was given; "+
-			"run convert-config on a terminal (docker run -it) or %s", item, how)
+		return withCode(exitNeedAnswer, "%s cannot be converted automatically and stdin ended "+
+			"before an answer; run convert-config on a terminal (docker run -it) or give an answers "+
+			"file on stdin with one y or n line per question", item)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the answer for %s: %w", item, err)

@@ -175,7 +175,7 @@ func TestConvertConfigCommand(t *testing.T) {
 		{"answer yes", "y\n", exitOK, "pas_config_version: 4.9.0\nkeep: 1\nafter: 2\n", ""},
 		{"answer no", "n\n", exitNeedAnswer, "", "conversion aborted at legacy_auth"},
 		{"empty answer", "\n", exitNeedAnswer, "", "conversion aborted at legacy_auth"},
-		{"no answer", "", exitNeedAnswer, "", "legacy_auth cannot be converted automatically"},
+		{"no answer", "", exitNeedAnswer, "", "legacy_auth cannot be converted automatically and stdin ended"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
