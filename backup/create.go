@@ -169,6 +169,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("invalid root %q: %w", o.Root, err)
 	}
 	o.Root = root
+
 	if o.Dir == "" {
 		o.Dir = filepath.Join(o.Root, DefaultDir)
 	}
@@ -178,12 +179,14 @@ func (o Options) withDefaults() (Options, error) {
 	if err := checkBackupDir(o.Root, o.Dir); err != nil {
 		return o, err
 	}
+
 	if o.Topology == "" {
 		o.Topology = TopologySingle
 	}
 	if _, err := ParseTopology(string(o.Topology)); err != nil {
 		return o, err
 	}
+
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
 	}

@@ -249,3 +249,34 @@ func TestCreateUnreadableFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries)
 }
+
+func TestCreateStreamsLargeFile(t *testing.T) {
+	root := sampleRoot(t)
+	large := make([]byte, maxInMemory+12345)
+	for i := range large {
+		large[i] = byte(i % 251)
+	}
+	path := filepath.Join(root, "opt/balasys/etc/storage/geo.db")
+	require.NoError(t, os.WriteFile(path, large, 0o640))
+	set := createSet(t, root, TopologySingle)
+
+	require.NoError(t, Verify(context.Background(), set.Dir))
+	dest := t.TempDir()
+	// The data compresses about 250:1, over the bomb ratio limit, so only
+	// the manifest's record of the member lets it through.
+	_, err := Restore(context.Background(), set.ArchivePath(), RestoreOptions{Root: dest})
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(dest, "opt/balasys/etc/storage/geo.db"))
+	require.NoError(t, err)
+	assert.Equal(t, large, got)
+	info, err := os.Stat(filepath.Join(dest, "opt/balasys/etc/storage/geo.db"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), info.Mode().Perm())
+
+	bare := filepath.Join(t.TempDir(), "bare.zip")
+	data, err := os.ReadFile(set.ArchivePath())
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bare, data, 0o600))
+	_, err = Restore(context.Background(), bare, RestoreOptions{Root: t.TempDir()})
+	require.ErrorIs(t, err, ErrLimitExceeded, "without a manifest the ratio limit applies")
+}

@@ -97,7 +97,10 @@ type Link struct {
 // unzip does without -K. Run as root, owners are restored from the zip;
 // run as another user, such as pas, files belong to that user.
 func Restore(ctx context.Context, zipPath string, opts RestoreOptions) (*RestoreReport, error) {
-	opts = opts.withDefaults()
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.Open(zipPath)
 	if err != nil {
 		return nil, fmt.Errorf("opening archive: %w", err)
@@ -172,13 +175,20 @@ func restoreInto(ctx context.Context, zipPath string, opts RestoreOptions, membe
 	return r.report, nil
 }
 
-func (o RestoreOptions) withDefaults() RestoreOptions {
+func (o RestoreOptions) withDefaults() (RestoreOptions, error) {
 	if o.Root == "" {
 		o.Root = "/"
 	}
 	if len(o.AllowedPrefixes) == 0 {
 		o.AllowedPrefixes = DefaultAllowedPrefixes
 	}
+	for _, p := range o.AllowedPrefixes {
+		if !strings.HasSuffix(p, "/") || checkName(p) != nil {
+			return o, fmt.Errorf("invalid allowed prefix %q: expected a relative directory name "+
+				"ending with a slash, such as %q", p, DefaultAllowedPrefixes[0])
+		}
+	}
+
 	if o.MaxTotalSize <= 0 {
 		o.MaxTotalSize = DefaultMaxTotalSize
 	}
@@ -188,7 +198,7 @@ func (o RestoreOptions) withDefaults() RestoreOptions {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return o
+	return o, nil
 }
 
 func (o RestoreOptions) limits(m *Manifest) limits {
@@ -200,9 +210,13 @@ func (o RestoreOptions) limits(m *Manifest) limits {
 	}
 	if m != nil {
 		lim.recorded = make(map[string]string)
+		lim.recordedSizes = make(map[string]int64)
 		for _, mem := range m.Members {
-			if mem.Type == TypeSymlink {
+			switch mem.Type {
+			case TypeSymlink:
 				lim.recorded[mem.Name] = mem.Target
+			case TypeFile:
+				lim.recordedSizes[mem.Name] = mem.Size
 			}
 		}
 	}
@@ -248,6 +262,9 @@ func restoreManifest(zipPath string, size int64, given *Manifest) (*Manifest, er
 	if given != nil {
 		return given, nil
 	}
+	if filepath.Base(zipPath) != ArchiveName {
+		return nil, nil
+	}
 	dir := filepath.Dir(zipPath)
 	if _, err := os.Stat(filepath.Join(dir, ManifestName)); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -256,12 +273,9 @@ func restoreManifest(zipPath string, size int64, given *Manifest) (*Manifest, er
 	if err != nil {
 		return nil, fmt.Errorf("reading the manifest beside %s: %w", zipPath, err)
 	}
-	if filepath.Base(zipPath) == ArchiveName && m.Archive.Size != size {
+	if m.Archive.Size != size {
 		return nil, fmt.Errorf("the manifest beside %s records an archive of %d bytes, the file has %d: "+
 			"the set is damaged; run backup verify on it", zipPath, m.Archive.Size, size)
-	}
-	if filepath.Base(zipPath) != ArchiveName {
-		return nil, nil
 	}
 	return m, nil
 }

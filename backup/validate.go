@@ -42,6 +42,11 @@ type limits struct {
 	// recorded maps symlink member names to the targets the backup
 	// set's manifest records for them. Nil without a manifest.
 	recorded map[string]string
+	// recordedSizes maps file member names to the sizes the manifest
+	// records. A member of that exact size is exempt from the ratio
+	// limit, because its data is checked against the manifest's SHA-256
+	// and the total size limit still applies.
+	recordedSizes map[string]int64
 }
 
 // planned is a validated member.
@@ -134,8 +139,10 @@ func checkMember(f *zip.File, lim limits) (planned, error) {
 	if typ == TypeDir && f.UncompressedSize64 != 0 {
 		return planned{}, unsafeMember(name, "is a directory with data")
 	}
+	recordedSize, recorded := lim.recordedSizes[name]
 	if f.UncompressedSize64 >= ratioMinSize &&
-		f.UncompressedSize64/max(f.CompressedSize64, 1) > uint64(lim.maxRatio) {
+		f.UncompressedSize64/max(f.CompressedSize64, 1) > uint64(lim.maxRatio) &&
+		(!recorded || uint64(recordedSize) != f.UncompressedSize64) {
 		return planned{}, fmt.Errorf("member %q: %w: compression ratio %d:1 exceeds the limit of %d:1, "+
 			"as in zip bombs", name, ErrLimitExceeded, f.UncompressedSize64/max(f.CompressedSize64, 1), lim.maxRatio)
 	}

@@ -85,7 +85,7 @@ type owner struct {
 	ok       bool
 }
 
-// extraFields is what restore needs from a member's extra data.
+// extraFields are the parts of a member's extra data that restore uses.
 type extraFields struct {
 	owner owner
 	// pkwareLinkData is set when the PKWARE Unix field carries link or

@@ -124,8 +124,8 @@ func isInMemory(e *entry) bool {
 
 // dispatch hands in-memory members to the workers in order, each after
 // taking its share of the memory budget. Taking the budget in member order
-// means the member the writer waits for always holds its share, so the
-// pipeline cannot deadlock.
+// means the member the writer waits for always holds its share, and no
+// share exceeds the whole budget, so the pipeline cannot deadlock.
 func (aw *archiveWriter) dispatch(ctx context.Context, entries []entry, slots []*compressed, jobs chan<- int) {
 	defer close(jobs)
 	for i := range entries {

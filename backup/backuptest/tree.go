@@ -39,11 +39,11 @@ var (
 )
 
 // WriteTree writes a deterministic /opt/balasys tree of a PAS 4.8.0
-// management node under root: configuration of the four components,
-// certificates and the admin password file with mode 0600, the
-// automation files, the pas user's SSH directory, and symbolic links
-// inside and outside the tree. root must exist; existing files are
-// overwritten.
+// management node under root. The tree has the four components'
+// configuration, certificates and the admin password file (mode 0600),
+// the automation files and the pas user's SSH directory. It also has
+// symbolic links inside and outside the tree. root must exist, and
+// existing files are overwritten.
 func WriteTree(root string, opts TreeOptions) error {
 	rng := rand.New(rand.NewPCG(42, uint64(opts.Policies)))
 	files := map[string]string{
