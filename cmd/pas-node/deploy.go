@@ -74,6 +74,11 @@ func runDeployCore(env *environment, args []string) error {
 	if opts == (deployOptions{}) {
 		return fmt.Errorf("%w: give at least one of the flags", errUsage)
 	}
+	// The SSH key and known_hosts belong to pas; root would log in with
+	// its own identity and leave root-owned files in pas's home.
+	if env.uid == 0 {
+		return errors.New("run pas-mgmt-deploy-core as the pas user (sudo -iu pas), not as root")
+	}
 
 	d, err := newDeployer(env)
 	if err != nil {

@@ -109,6 +109,8 @@ func TestDeployCoreRejects(t *testing.T) {
 		message    string
 	}{
 		{"no flags", "4.9.0", nil, nil, 2, "give at least one of the flags"},
+		{"as root", "4.9.0", func(n *node) { n.uid = 0 }, []string{"--restart-core"}, 1,
+			"run pas-mgmt-deploy-core as the pas user"},
 		{"unknown flag", "4.9.0", nil, []string{"--deploy-everything"}, 2, "flag provided but not defined"},
 		{"version mismatch", "4.8.0", nil, []string{"--deploy-core"}, 1,
 			"is version 4.8.0 but common.docker.PAS_IMAGE_TAG is 4.9.0"},

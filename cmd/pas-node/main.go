@@ -55,6 +55,7 @@ var errUsage = errors.New("usage")
 func main() {
 	env := &environment{
 		root:   os.Getenv("PAS_NODE_ROOT"),
+		uid:    os.Getuid(),
 		stdin:  os.Stdin,
 		stdout: os.Stdout,
 		stderr: os.Stderr,
@@ -104,6 +105,7 @@ func printUsage(w io.Writer) {
 // run them in-process against a temporary root.
 type environment struct {
 	root   string
+	uid    int
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer

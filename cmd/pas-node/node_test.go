@@ -26,10 +26,11 @@ import (
 type node struct {
 	t    *testing.T
 	root string
+	uid  int // the uid commands run as
 }
 
 func newNode(t *testing.T) *node {
-	return &node{t: t, root: t.TempDir()}
+	return &node{t: t, root: t.TempDir(), uid: 1000}
 }
 
 func (n *node) write(path, text string) {
@@ -78,7 +79,7 @@ func configText(c component, version string, port int) string {
 // run runs the binary as name with args and returns the exit code and output.
 func (n *node) run(stdin string, name string, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
-	env := &environment{root: n.root, stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr}
+	env := &environment{root: n.root, uid: n.uid, stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr}
 	code := dispatch(env, append([]string{"/usr/bin/" + name}, args...))
 	return code, stdout.String(), stderr.String()
 }
