@@ -169,7 +169,7 @@ func checkRemoteStep(path UpgradePath) Step {
 			if err != nil {
 				return fmt.Errorf("reading the management API status: %w", err)
 			}
-			problems := componentProblems(status, e.Path.From)
+			problems := componentProblems(status, e.Path.From, e.Options.HA)
 			if !hasRemoteNode(status) {
 				problems = append(problems, "the status lists no remote core node")
 			}

@@ -217,7 +217,7 @@ func checkAPI(ctx context.Context, e *Env) CheckResult {
 	if err != nil {
 		return fail("check the management component's logs", "reading the status: %v", err)
 	}
-	problems := componentProblems(status, e.Path.From)
+	problems := componentProblems(status, e.Path.From, e.Options.HA)
 	if failed := failedNodes(status); len(failed) > 0 {
 		problems = append(problems, "reload success is FAILED on "+strings.Join(failed, ", "))
 	}

@@ -9,6 +9,9 @@ import (
 	"strings"
 )
 
+// componentHA is the HA component's name in the management API's status.
+const componentHA = "ha"
+
 // Hash schemes of the admin password in users.htpass.
 const (
 	HashBcrypt  = "bcrypt"
@@ -49,7 +52,7 @@ func verifyVersions(ctx context.Context, e *Env, version string, remote bool) er
 	if err != nil {
 		return fmt.Errorf("reading the management API status: %w", err)
 	}
-	wrong = append(wrong, componentProblems(status, version)...)
+	wrong = append(wrong, componentProblems(status, version, e.Options.HA)...)
 	if remote && !hasRemoteNode(status) {
 		wrong = append(wrong, "the status lists no remote core node")
 	}
@@ -60,14 +63,19 @@ func verifyVersions(ctx context.Context, e *Env, version string, remote bool) er
 	return nil
 }
 
-// componentProblems lists components that are not running at version.
-func componentProblems(status Status, version string) []string {
+// componentProblems lists components that are not running at version. The
+// HA component counts only when ha is set: without HA its unit is installed
+// with the core package but never started.
+func componentProblems(status Status, version string, ha bool) []string {
 	var problems []string
 	if len(status.Nodes) == 0 {
 		return []string{"the status lists no nodes"}
 	}
 	for _, node := range status.Nodes {
 		for _, c := range node.Components {
+			if c.Name == componentHA && !ha {
+				continue
+			}
 			if c.State != "running" {
 				problems = append(problems, fmt.Sprintf("%s on node %s is %s", c.Name, node.Name, c.State))
 			}

@@ -252,7 +252,13 @@ func commandLine(cmd *cobra.Command, extra ...string) string {
 			return
 		}
 		if fl.Value.Type() == "bool" {
-			words = append(words, "--"+fl.Name)
+			words = append(words, "--"+fl.Name+"="+fl.Value.String())
+			return
+		}
+		if list, ok := fl.Value.(pflag.SliceValue); ok {
+			for _, item := range list.GetSlice() {
+				words = append(words, "--"+fl.Name+"="+shellWord(item))
+			}
 			return
 		}
 		words = append(words, "--"+fl.Name+"="+shellWord(fl.Value.String()))

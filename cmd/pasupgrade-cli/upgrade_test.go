@@ -95,13 +95,13 @@ func TestUpgradeWithoutTerminalNeedsYes(t *testing.T) {
 func TestUpgradeFailurePrintsNextSteps(t *testing.T) {
 	sys := fakeNode(t)
 	sys.FailOn("run[pas] pas-storage-checkconfig", errors.New("storage config.yml: invalid"))
-	args := runArgs(t, "upgrade", "--yes")
+	args := runArgs(t, "upgrade", "--yes", "--ignore-check", "root", "--ignore-check", "ssh-key")
 	code, out, errOut := runCLI(t, args...)
 	assert.Equal(t, exitStepFailed, code)
 	assert.Contains(t, errOut, "step checkconfig-storage (guide 3.2.8) failed: storage config.yml: invalid")
 	assert.Contains(t, errOut, "backup set: /var/backups/pasupgrade/set-1")
-	assert.Contains(t, out, "pasupgrade-cli upgrade --deb-dir=/srv/debs --password-file=")
-	assert.Contains(t, out, "--yes --resume")
+	assert.Contains(t, out, "pasupgrade-cli upgrade --deb-dir=/srv/debs --ignore-check=root --ignore-check=ssh-key --password-file=")
+	assert.Contains(t, out, "--yes=true --resume")
 	assert.Contains(t, out, "pasupgrade-cli restore --backup=/var/backups/pasupgrade/set-1 --topology=single")
 
 	sys.ResetLog()
