@@ -19,8 +19,8 @@ import (
 	"github.com/pasops/pasupgrade/pasupgrade"
 )
 
-// localEditMarker is appended to a conffile before an upgrade; dpkg must
-// keep the locally edited file, so the marker must survive.
+// localEditMarker is added to a conffile before an upgrade. dpkg must keep
+// the locally edited file, so the marker must survive.
 const localEditMarker = "# e2e: a local edit that the upgrade must keep"
 
 // locallyEditedConffile is the conffile the tests edit. The 4.9.0 core
@@ -38,10 +38,13 @@ var installerBackupDirs = []string{
 	"/opt/balasys/etc/infrastructure/core/backups",
 }
 
-// editConffileLocally appends localEditMarker to locallyEditedConffile.
+// editConffileLocally inserts localEditMarker as the first line of
+// locallyEditedConffile. The first line is part of the file's head
+// comment, which pas-update keeps when it migrates the file; it drops a
+// comment after the last key.
 func (l *testLab) editConffileLocally(ctx context.Context) {
 	l.t.Helper()
-	l.inNode(ctx, "sh", "-c", fmt.Sprintf("printf '%%s\\n' '%s' >> %s", localEditMarker, locallyEditedConffile))
+	l.inNode(ctx, "sed", "-i", "1i "+localEditMarker, locallyEditedConffile)
 }
 
 // packageVersions returns dpkg's version and status of each PAS package
@@ -107,6 +110,9 @@ func (l *testLab) assertUpgraded(ctx context.Context, run cliRun) *pasupgrade.Jo
 	// dpkg kept the locally edited conffile.
 	edited := l.inNode(ctx, "cat", locallyEditedConffile)
 	assert.Contains(t, edited, localEditMarker, "%s lost its local edit", locallyEditedConffile)
+	dist := l.inNode(ctx, "sh", "-c", "test -f "+locallyEditedConffile+".dpkg-dist && echo present || true")
+	assert.Equal(t, "present", strings.TrimSpace(dist),
+		"dpkg left no .dpkg-dist beside %s, so it never offered the package's version", locallyEditedConffile)
 
 	// The installer saved the configuration it overwrote (single node:
 	// every overwrite question is answered yes).
@@ -147,7 +153,7 @@ func (l *testLab) assertUpgraded(ctx context.Context, run cliRun) *pasupgrade.Jo
 	}
 
 	// The status check is clean.
-	status := l.runCLI(ctx, nil, l.withConfig("status")...)
+	status := l.runCLI(ctx, nil, l.withMgmt("status")...)
 	assert.Equal(t, 0, status.ExitCode, "pasupgrade-cli status:\n%s", status.Stdout)
 
 	// The journal records every step of the plan as done.

@@ -150,7 +150,7 @@ func TestPasswordNeverExposed(t *testing.T) {
 	watcher := &secretWatcher{secret: []byte(l.password), docker: l.docker, image: l.lab.ToolImage}
 	watcher.start()
 	transcript := filepath.Join(l.lab.WorkDir(), "transcript.log")
-	run := l.runCLI(ctx, nil, l.withConfig("upgrade", "--yes", "--transcript", transcript)...)
+	run := l.runCLI(ctx, nil, l.upgradeArgs("--transcript", transcript)...)
 	watcher.stop()
 	require.Equal(t, 0, run.ExitCode, "pasupgrade-cli upgrade failed; stdout:\n%s", run.Stdout)
 

@@ -91,7 +91,7 @@ func TestRestoreAfterUpgrade(t *testing.T) {
 	snapshot := l.snapshotBootstrap(ctx)
 	running := l.simState(ctx).Running
 
-	run := l.runCLI(ctx, nil, l.withConfig("upgrade", "--yes")...)
+	run := l.runCLI(ctx, nil, l.upgradeArgs()...)
 	require.Equal(t, 0, run.ExitCode, "pasupgrade-cli upgrade failed; stdout:\n%s", run.Stdout)
 	require.NotEqual(t, snapshot, l.snapshotBootstrap(ctx), "the upgrade changed no bootstrap file")
 

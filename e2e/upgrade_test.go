@@ -30,7 +30,7 @@ func TestSingleNodeUpgrade(t *testing.T) {
 
 	prober := &Prober{URL: l.coreURL("mgmt")}
 	prober.Start()
-	run := l.runCLI(ctx, nil, l.withConfig("upgrade", "--yes",
+	run := l.runCLI(ctx, nil, l.upgradeArgs(
 		"--transcript", filepath.Join(l.lab.WorkDir(), "transcript.log"))...)
 	probe := prober.Stop()
 	require.Equal(t, 0, run.ExitCode, "pasupgrade-cli upgrade failed; stdout:\n%s", run.Stdout)

@@ -107,8 +107,7 @@ cat >"$config" <<EOF
 topology: single
 work-dir: $lab_dir/work
 deb-dir: $lab_dir/debs
-backup-dir: /var/backups/pasupgrade
-base-url: $mgmt_url
+mgmt-url: $mgmt_url
 tool-image: $tool_image
 EOF
 echo "lab directory: $lab_dir"
@@ -131,13 +130,13 @@ say "Upgrading (pasupgrade-cli upgrade --yes --password-file ...)"
 tty_flag=()
 [[ -t 1 ]] && tty_flag=(-t)
 docker exec "${tty_flag[@]}" "$container" "${cli[@]}" upgrade --yes \
-	--password-file "$lab_dir/admin-password" --transcript "$lab_dir/work/transcript.log"
+	--password-file "$lab_dir/admin-password"
 
 say "PAS packages after the upgrade"
 in_node dpkg-query -W -f '    ${Package} ${Version}\n' 'proxedo-api-security*'
 echo "core answers: $(curl -fsS "$core_url")"
 
 say "Status of every node (pasupgrade-cli status)"
-in_node "${cli[@]}" status --password-file "$lab_dir/admin-password"
+in_node "$lab_dir/bin/pasupgrade-cli" status --mgmt-url "$mgmt_url" --password-file "$lab_dir/admin-password"
 
 say "Done: the summary above gives the core downtime and the backup set's path"
