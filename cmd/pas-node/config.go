@@ -326,7 +326,7 @@ func setImageTag(file, tag string) error {
 	found := false
 	for i, line := range lines {
 		if key, _, ok := envLine(line); ok && key == "DOCKER_IMAGE_TAG" {
-			lines[i] = "DOCKER_IMAGE_TAG=" + tag + "\n"
+			lines[i] = replaceEnvValue(line, tag)
 			found = true
 		}
 	}
@@ -338,6 +338,18 @@ func setImageTag(file, tag string) error {
 		text += "DOCKER_IMAGE_TAG=" + tag + "\n"
 	}
 	return replaceFile(file, []byte(text))
+}
+
+// replaceEnvValue returns the KEY=VALUE line with value in place of the
+// old value, keeping an "export " prefix and the quote character.
+func replaceEnvValue(line, value string) string {
+	eq := strings.Index(line, "=")
+	old := strings.TrimSpace(line[eq+1:])
+	quote := ""
+	if len(old) > 0 && (old[0] == '"' || old[0] == '\'') {
+		quote = old[:1]
+	}
+	return line[:eq+1] + quote + value + quote + "\n"
 }
 
 // envLine splits a KEY=VALUE line, allowing an "export " prefix and quotes.

@@ -368,3 +368,29 @@ func TestDispatchUnknownName(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, `unknown command "pas-frobnicate"`)
 }
+
+func TestSetImageTagKeepsFormat(t *testing.T) {
+	tests := []struct {
+		name, before, after string
+	}{
+		{"plain", "# c\nDOCKER_IMAGE_TAG=4.8.0\nX=1\n", "# c\nDOCKER_IMAGE_TAG=4.9.0\nX=1\n"},
+		{"export and quotes", "export DOCKER_IMAGE_TAG=\"4.8.0\"\n", "export DOCKER_IMAGE_TAG=\"4.9.0\"\n"},
+		{"single quotes", "DOCKER_IMAGE_TAG='4.8.0'\n", "DOCKER_IMAGE_TAG='4.9.0'\n"},
+		{"missing", "X=1", "X=1\nDOCKER_IMAGE_TAG=4.9.0\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "docker-compose.conf")
+			require.NoError(t, os.WriteFile(file, []byte(tt.before), 0o644))
+
+			require.NoError(t, setImageTag(file, "4.9.0"))
+
+			data, err := os.ReadFile(file)
+			require.NoError(t, err)
+			assert.Equal(t, tt.after, string(data))
+			tag, err := imageTag(file)
+			require.NoError(t, err)
+			assert.Equal(t, "4.9.0", tag)
+		})
+	}
+}
