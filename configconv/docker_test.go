@@ -194,6 +194,24 @@ func TestDockerRunnerStreams(t *testing.T) {
 	assert.Contains(t, transcript.String(), "exit 0 after")
 }
 
+func TestDockerRunnerRedactsSecrets(t *testing.T) {
+	d, _ := newTestRunner(t)
+	var stdout, stderr, transcript bytes.Buffer
+	d.Transcript = &transcript
+
+	code, err := d.Run(context.Background(), Invocation{
+		Args: []string{"echo"}, WorkDir: t.TempDir(),
+		Stdin: strings.NewReader("hunter2\n"), Stdout: &stdout, Stderr: &stderr,
+		Secrets: []string{"hunter2"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "read: ***\n", stdout.String())
+	assert.Equal(t, "no newline: ***", stderr.String(), "a partial last line is flushed at exit")
+	assert.NotContains(t, transcript.String(), "hunter2")
+	assert.Contains(t, transcript.String(), "read: ***")
+}
+
 func TestDockerRunnerPromptWithoutTerminal(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -34,11 +34,18 @@ func startSession(attached types.HijackedResponse, inv Invocation, transcript *r
 	}
 
 	if inv.Terminal == nil {
-		stdout := withTranscript(inv.Stdout, transcript)
-		stderr := withTranscript(inv.Stderr, transcript)
+		// Output is redacted as runner.Local redacts it. A terminal's
+		// output cannot be, because holding back partial lines would hide
+		// the tool's prompts.
+		liveOut := runner.NewRedactingWriter(orDiscard(inv.Stdout), inv.Secrets)
+		liveErr := runner.NewRedactingWriter(orDiscard(inv.Stderr), inv.Secrets)
+		stdout := withTranscript(liveOut, transcript)
+		stderr := withTranscript(liveErr, transcript)
 		go func() {
 			defer close(s.outputDone)
 			_, _ = stdcopy.StdCopy(stdout, stderr, attached.Reader)
+			_ = liveOut.Flush()
+			_ = liveErr.Flush()
 		}()
 		go func() {
 			if inv.Stdin != nil {
@@ -305,11 +312,16 @@ func (t *runTranscript) finish(code int) {
 	fmt.Fprintf(t.w, "\n  exit %d after %s\n", code, elapsed)
 }
 
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
 // withTranscript adds the transcript to w; nil w discards the live copy.
 func withTranscript(w io.Writer, t *runTranscript) io.Writer {
-	if w == nil {
-		w = io.Discard
-	}
+	w = orDiscard(w)
 	if t == nil {
 		return w
 	}

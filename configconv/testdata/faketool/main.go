@@ -46,6 +46,12 @@ func main() {
 		if answer != "y" {
 			os.Exit(3)
 		}
+	case "echo":
+		// Print the first line of stdin, as a careless tool might print
+		// the password it read.
+		line, _ := stdin.ReadString('\n')
+		fmt.Print("read: " + line)
+		fmt.Fprint(os.Stderr, "no newline: "+strings.TrimSpace(line))
 	case "sleep":
 		fmt.Println("sleeping")
 		time.Sleep(10 * time.Minute)
