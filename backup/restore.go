@@ -119,6 +119,8 @@ func Restore(ctx context.Context, zipPath string, opts RestoreOptions) (*Restore
 	if err != nil {
 		return nil, fmt.Errorf("rejected %s, nothing was written: %w", zipPath, err)
 	}
+	opts.Logger.Debug("restore: archive validated", "zip", zipPath, "members", len(members),
+		"manifest", manifest != nil, "root", opts.Root)
 
 	// A missing destination is created, as unzip -d does, and removed
 	// again when the restore fails.
@@ -172,6 +174,8 @@ func restoreInto(ctx context.Context, zipPath string, opts RestoreOptions, membe
 	if err := r.commit(); err != nil {
 		return nil, fmt.Errorf("restoring %s into %s: %w", zipPath, opts.Root, err)
 	}
+	opts.Logger.Debug("restore: done", "zip", zipPath, "files", r.report.Files,
+		"skipped", r.report.Skipped, "bytes", r.report.Bytes)
 	return r.report, nil
 }
 
