@@ -16,7 +16,7 @@ import (
 var ErrInvalidCACert = errors.New("configconv: invalid CA bundle")
 
 // PlaceCACert checks the CA bundle at path and makes sure it is inside
-// workDir, because the tool's container sees nothing else. It returns the
+// workDir, because the tool's container can read nothing else. It returns the
 // bundle's name relative to workDir, for the tool's --cacert option. A
 // bundle outside workDir is copied into it under its base name; an existing
 // different file of that name is an error, never overwritten.

@@ -55,7 +55,7 @@ type configAuth struct {
 	IdentityToken string `json:"identitytoken"`
 }
 
-// helperCredentials is what "docker-credential-NAME get" prints.
+// helperCredentials is the JSON output of "docker-credential-NAME get".
 type helperCredentials struct {
 	ServerURL string `json:"ServerURL"`
 	Username  string `json:"Username"`

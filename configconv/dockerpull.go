@@ -123,9 +123,9 @@ func readProgress(stream io.Reader, onStatus func(status string)) error {
 	}
 }
 
-// isAccessDenied reports whether a pull error means the registry refused
-// the credentials or hid the image. Registries answer an unauthorized pull
-// of a private image with 401, 403 or 404 depending on their policy.
+// isAccessDenied reports whether a pull error means the registry rejected
+// the credentials or hid the image. Registries reply to an unauthorized
+// pull of a private image with 401, 403 or 404, depending on their policy.
 func isAccessDenied(err error) bool {
 	if cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) || cerrdefs.IsNotFound(err) {
 		return true

@@ -3,8 +3,8 @@
 // Besides the three subcommands it has modes that exercise the runner:
 // exit codes, output streams, prompts and terminal sizes.
 //
-// Files named in a "faketool.conf" in the working directory change the
-// subcommands' behaviour: "skip-write" exits 0 without writing the output
+// Words in a file "faketool.conf" in the working directory change the
+// subcommands: "skip-write" makes them exit 0 without writing their output
 // file, and "apply-fails" makes post-upgrade exit 4.
 package main
 
