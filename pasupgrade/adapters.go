@@ -68,8 +68,8 @@ func (d DebPackages) CheckSet(_ context.Context, dir string, names []string, ver
 }
 
 // Install installs req.Files in one dpkg transaction. The overwrite-config
-// answers and the admin password of req.Answers become deb.InstallOptions;
-// any other answer is rejected, because deb preseeds only those.
+// and admin password values of req.Answers become deb.InstallOptions. Any
+// other question is rejected, because the deb package preseeds only those.
 func (d DebPackages) Install(ctx context.Context, req InstallRequest) error {
 	set, err := deb.FindSet(req.Files, req.Version)
 	if err != nil {
@@ -330,7 +330,7 @@ func lookupIDs(name string) (int, int, error) {
 
 // BackupSets is the BackupStore of the backup package.
 type BackupSets struct {
-	// Root is what PAS paths are resolved under ("" for "/").
+	// Root is the directory PAS paths are resolved under ("" for "/").
 	Root        string
 	ToolVersion string
 	Logger      *slog.Logger

@@ -39,7 +39,7 @@ type Deps struct {
 	Clock Clock
 }
 
-// PackageStatus is what dpkg reports about one installed package.
+// PackageStatus is dpkg's record of one installed package.
 type PackageStatus struct {
 	// Version is the installed version, such as "4.8.0".
 	Version string
@@ -54,12 +54,12 @@ func (s PackageStatus) OK() bool { return s.Status == "installed" }
 // DebconfAnswer is one preseeded installer answer.
 type DebconfAnswer struct {
 	Package, Question, Type, Value string
-	// Secret answers go to debconf on stdin and are cleared after the
-	// install; they never appear in argv, logs or errors.
+	// Secret values go to debconf on stdin and are cleared after the
+	// install. They never appear in argv, logs or errors.
 	Secret bool
 }
 
-// InstallRequest asks for .deb files to be installed without questions.
+// InstallRequest is an installation of .deb files without questions.
 // Implementations answer dpkg's conffile prompts with "keep the installed
 // version" (also when repairing a half-configured state with
 // dpkg --configure -a), preseed Answers with debconf-set-selections, and
@@ -83,8 +83,8 @@ type PackageManager interface {
 	// version, and returns their paths by package name. Every problem is
 	// named in the one error it returns.
 	CheckSet(ctx context.Context, dir string, names []string, version string) (map[string]string, error)
-	// Install installs as req says. It is safe to repeat after an
-	// interrupted install.
+	// Install installs req.Files with req.Answers preseeded. It is safe
+	// to repeat after an interrupted install.
 	Install(ctx context.Context, req InstallRequest) error
 	// Purge removes the installed packages among names together with their
 	// configuration files. Names that are not installed are skipped.
@@ -148,7 +148,7 @@ type ComponentStatus struct {
 type NodeStatus struct {
 	Name string `json:"name"`
 	// Role is "mgmt" for the management node and "core" for a remote core
-	// node; empty when the API does not say.
+	// node. It is empty when the API reports no role.
 	Role       string            `json:"role,omitempty"`
 	Components []ComponentStatus `json:"components"`
 }
@@ -189,8 +189,8 @@ type ServiceManager interface {
 	IsActive(ctx context.Context, unit string) (bool, error)
 }
 
-// RemoteAccess is how remote nodes are reached over SSH: the pas user's key
-// and known_hosts, read from the node or from a backup set.
+// RemoteAccess is the SSH login to remote nodes: the pas user's key and
+// known_hosts, read from the node or from a backup set.
 type RemoteAccess struct {
 	User       string
 	Key        []byte
@@ -229,7 +229,7 @@ type ConfigEditor interface {
 	SetYAML(data []byte, keyPath []string, value string) ([]byte, error)
 }
 
-// BackupRequest says what a backup set holds.
+// BackupRequest is the content of a new backup set.
 type BackupRequest struct {
 	// Dir is the parent directory; the set is a new directory inside it.
 	Dir string
@@ -261,7 +261,7 @@ type BackupStore interface {
 	RestoreBootstrap(ctx context.Context, dir, owner string) error
 }
 
-// Clock tells the time.
+// Clock is the source of the current time.
 type Clock interface {
 	Now() time.Time
 }

@@ -7,10 +7,10 @@
 // A Plan is the guide for one topology as an ordered list of Steps.
 // NewUpgradePlan builds the single node plan (guide section 3) or the multi
 // node plan (section 4, with the options HA and core on the management
-// node); both start with a verified backup set (section 2) and end with the
-// final checks: every package and component at the new version, a config
-// apply for any node whose reload success is FAILED (section 4.2 step 20),
-// and the admin password's hash scheme. NewRestorePlan builds the restore of
+// node). Both start with a verified backup set (section 2). Both end with
+// the final checks: every package and component at the new version, a
+// config apply for any node whose reload success is FAILED (section 4.2
+// step 20), and the admin password's hash scheme. NewRestorePlan builds the restore of
 // section 5 for either topology.
 //
 // Every Step carries its id, the guide section it implements, the user it

@@ -13,8 +13,8 @@ import (
 	"github.com/pasops/pasupgrade/runner"
 )
 
-// State is what a run learns and keeps in the journal, so that a resumed run
-// knows it too.
+// State is the data a run records in the journal for a resumed run: the
+// backup set, the downtime so far and the final checks' results.
 type State struct {
 	// BackupSet is the directory of the backup set the run made (upgrade)
 	// or uses (restore: the copy set aside).
@@ -31,9 +31,9 @@ type State struct {
 	Downtime time.Duration `json:"downtime_ns,omitempty"`
 }
 
-// Env is what a step's functions get: the dependencies, the options, the
-// upgrade path, the run's state, and helpers that run commands with the
-// step's output captured.
+// Env is the environment of a step's functions: the dependencies, the
+// options, the upgrade path, the run's state, and helpers that run commands
+// with the step's output captured.
 type Env struct {
 	Deps    Deps
 	Options Options

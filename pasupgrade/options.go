@@ -42,15 +42,15 @@ type Options struct {
 	// DebDir holds the .deb files to install: the To set for an upgrade,
 	// the From set for a restore.
 	DebDir string `json:"deb_dir" yaml:"deb-dir"`
-	// BackupDir is where an upgrade writes its backup set (default
-	// DefaultBackupDir), or the set a restore restores.
+	// BackupDir is the directory that receives an upgrade's backup set
+	// (default DefaultBackupDir), or the set a restore restores.
 	BackupDir string `json:"backup_dir" yaml:"backup-dir"`
 
 	// BaseURL is the upgrade tool's --frontend-baseurl; empty means
 	// http://localhost.
 	BaseURL string `json:"base_url,omitempty" yaml:"base-url"`
 	// CACert is a PEM CA bundle for the tool's --cacert. It must lie in
-	// WorkDir, because the tool's container sees nothing else.
+	// WorkDir, because the tool's container mounts nothing else.
 	CACert string `json:"ca_cert,omitempty" yaml:"ca-cert"`
 	// AdminUser is the management component's admin user; empty means
 	// "admin".

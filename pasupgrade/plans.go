@@ -181,12 +181,12 @@ func checkRemoteStep(path UpgradePath) Step {
 	}
 }
 
-// NewRestorePlan returns the restore plan of guide section 5 for opts:
-// the backup set at opts.BackupDir is verified and copied aside, every PAS
-// service is stopped, the packages and the pas user removed, the From
-// packages reinstalled from opts.DebDir, the bootstrap files restored as
-// pas, the services started and the remote nodes redeployed, and the saved
-// running configuration uploaded and applied.
+// NewRestorePlan returns the restore plan of guide section 5 for opts. It
+// verifies the backup set at opts.BackupDir and copies it aside first. Then
+// it stops every PAS service and removes the packages and the pas user. It
+// reinstalls the From packages from opts.DebDir, restores the bootstrap
+// files as pas, starts the services and redeploys the remote nodes. Last,
+// it uploads and applies the saved running configuration.
 func NewRestorePlan(path UpgradePath, opts Options) (*Plan, error) {
 	if err := path.Validate(); err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ type CheckResult struct {
 	Name    string      `json:"name"`
 	Status  CheckStatus `json:"status"`
 	Message string      `json:"message"`
-	// Fix says what to do about a WARN or FAIL.
+	// Fix is the operator's next action for a WARN or FAIL.
 	Fix string `json:"fix,omitempty"`
 	// Ignored is set when a FAIL was turned into a WARN by
 	// Options.IgnoreChecks.

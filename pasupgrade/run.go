@@ -11,7 +11,7 @@ import (
 	"github.com/pasops/pasupgrade/runner"
 )
 
-// RunConfig says how Run runs a plan.
+// RunConfig is the mode of a Run: resume, dry run, events, confirmation.
 type RunConfig struct {
 	// Resume continues the run recorded in the work directory's journal
 	// after its last completed step, instead of starting afresh.
@@ -31,7 +31,7 @@ type RunConfig struct {
 	Confirm func(ctx context.Context, plan *Plan) error
 }
 
-// Summary is what a finished run reports.
+// Summary is the report of a finished run.
 type Summary struct {
 	Kind   Kind   `json:"kind"`
 	From   string `json:"from"`
@@ -100,7 +100,7 @@ func (e *PreflightError) Error() string {
 func (e *PreflightError) Unwrap() error { return ErrPreflightFailed }
 
 // Run runs plan against deps: it takes the work directory's lock, runs the
-// preflight checks (not when resuming), asks cfg.Confirm, and runs each step
+// preflight checks (not when resuming), calls cfg.Confirm, and runs each step
 // in order, writing the journal after every step. It stops at the first
 // failing step and returns a *StepError. A finished run returns its summary,
 // which is also sent as an EventSummary.
@@ -216,8 +216,8 @@ func (r *run) save() error {
 }
 
 // steps runs or skips every step in order. A resumed run skips the steps
-// the journal records as done, except that it asks the last of them whether
-// its work is still in place, and runs it again when not.
+// the journal records as done. The last of them runs its Done check first,
+// and runs again when its work is gone.
 func (r *run) steps(ctx context.Context) error {
 	lastDone := ""
 	if r.cfg.Resume {

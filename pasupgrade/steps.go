@@ -322,9 +322,10 @@ func editCommonVars(e *Env, data []byte) ([]byte, error) {
 	return data, nil
 }
 
-// editFile applies edit to the file at path. With write set it writes a
-// changed result as the pas user's file; without, it only reports whether
-// the file already has the edit (true when nothing would change).
+// editFile applies edit to the file at path. With write set, it writes a
+// changed result as the pas user's file. Without write, it only reports
+// whether the file already has the edit, which is true when nothing would
+// change.
 func editFile(ctx context.Context, e *Env, path string, write bool, edit func([]byte) ([]byte, error)) (bool, error) {
 	old, err := e.Deps.Files.ReadFile(ctx, path)
 	if err != nil {

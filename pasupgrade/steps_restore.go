@@ -168,7 +168,7 @@ func removeUserStep() Step {
 	}
 }
 
-// userExists asks getent, whose exit code 2 means "no such key".
+// userExists runs getent, whose exit code 2 means "no such key".
 func userExists(ctx context.Context, e *Env) (bool, error) {
 	_, err := e.Deps.Runner.Run(ctx, runner.Command{Argv: []string{"getent", "passwd", PASUser}})
 	switch commandExitCode(err) {
@@ -232,8 +232,8 @@ func applyConfigStep() Step {
 	}
 }
 
-// waitForAPI logs in until the management API accepts, for at most apiWait:
-// the service takes a while to answer after a start.
+// waitForAPI logs in until the management API accepts the login, for at
+// most apiWait, because the service needs a while after a start.
 func waitForAPI(ctx context.Context, e *Env) error {
 	deadline := e.Deps.Clock.Now().Add(apiWait)
 	for {

@@ -86,8 +86,8 @@ func checkConfirmable(a *app, f *planFlags) error {
 	return usageErrorf("standard input is not a terminal, so there is no one to confirm the changes: pass --yes to run without confirmation, or --dry-run to only see them")
 }
 
-// confirmer asks on the terminal before the first change, unless --yes or
-// --dry-run was given.
+// confirmer returns the prompt that runs on the terminal before the first
+// change, or nil with --yes or --dry-run.
 func confirmer(a *app, f *planFlags) func(context.Context, *pasupgrade.Plan) error {
 	if f.yes || f.dryRun {
 		return nil
@@ -189,8 +189,8 @@ func buildDeps(ctx context.Context, a *app, f *planFlags, plan *pasupgrade.Plan)
 	return deps, closeAll, nil
 }
 
-// toolOutput is where the upgrade tool's output goes: the transcript, and
-// stderr with --debug.
+// toolOutput returns the writer of the upgrade tool's output: the
+// transcript, and stderr with --debug.
 func toolOutput(a *app, transcript io.Writer) io.Writer {
 	var outs []io.Writer
 	if transcript != nil {

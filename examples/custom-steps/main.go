@@ -1,7 +1,7 @@
 // Command custom-steps inserts two in-house steps into the single node
-// upgrade plan, around the window in which core is stopped, and runs the
-// plan against the fakes of pasupgradetest with an event sink that prints
-// each step's duration and the core downtime.
+// upgrade plan, around the window in which core is stopped. It runs the plan
+// against the fakes of pasupgradetest, with an event sink that prints each
+// step's duration and the core downtime.
 package main
 
 import (

@@ -62,7 +62,7 @@ func (p *fakePackages) Install(_ context.Context, req pasupgrade.InstallRequest)
 		value := a.Value
 		if a.Secret {
 			if value != s.Password {
-				s.t.Errorf("pasupgradetest: the admin password answer is %q, not the password", value)
+				s.t.Errorf("pasupgradetest: the admin-password debconf value is %q, not the admin password", value)
 			}
 			value = "***"
 		}

@@ -95,9 +95,9 @@ type System struct {
 	Password string
 	// DebSets maps a version to whether its .deb set is present.
 	DebSets map[string]bool
-	// Uid is what id -u prints.
+	// Uid is the output of id -u.
 	Uid string
-	// FreeBytes is what df reports for the backup directory.
+	// FreeBytes is the free space df reports for the backup directory.
 	FreeBytes int64
 
 	sets   map[string]map[string][]byte
@@ -294,7 +294,7 @@ func userOf(u string) string {
 	return u
 }
 
-// fakeRunner answers the commands plans run on the management node.
+// fakeRunner runs the commands plans run on the management node.
 type fakeRunner System
 
 func (r *fakeRunner) Run(_ context.Context, cmd runner.Command) (runner.Result, error) {
@@ -338,7 +338,7 @@ func (r *fakeRunner) Run(_ context.Context, cmd runner.Command) (runner.Result, 
 	return runner.Result{}, s.unexpected("command " + cmd.String())
 }
 
-// reply answers a query. s.mu is held.
+// reply returns the result of a query. s.mu is held.
 func (s *System) reply(entry, stdout string, code int) (runner.Result, error) {
 	if err := s.query(entry); err != nil {
 		return runner.Result{ExitCode: 1}, err
