@@ -72,8 +72,8 @@ type DockerRunner struct {
 	// created, when set, is called with the ID of each created container.
 	created func(id string)
 
-	checkOnce sync.Once
-	checkErr  error
+	checkMu sync.Mutex
+	checked bool
 }
 
 // NewDockerClient returns a client for the engine that DOCKER_HOST and the
@@ -119,35 +119,37 @@ func (d *DockerRunner) Prepare(ctx context.Context) error {
 	return d.EnsureImage(ctx)
 }
 
-// checkEngine negotiates the API version once, before any other call, and
-// rejects an engine older than MinAPIVersion.
+// checkEngine negotiates the API version before any other call and
+// rejects an engine older than MinAPIVersion. A success is remembered; a
+// failure is not, so an engine that was briefly unreachable is tried again.
 func (d *DockerRunner) checkEngine(ctx context.Context) error {
-	d.checkOnce.Do(func() {
-		if d.Client == nil {
-			d.checkErr = errors.New("configconv: DockerRunner needs a Client; build one with NewDockerClient")
-			return
-		}
-		ping, err := d.Client.Ping(ctx)
-		if err != nil {
-			d.checkErr = fmt.Errorf("connecting to the Docker engine at %s: %w; check DOCKER_HOST and that the engine runs",
-				d.Client.DaemonHost(), err)
-			return
-		}
-		d.Client.NegotiateAPIVersionPing(ping)
-		engine := ping.APIVersion
-		if engine == "" {
-			engine = "unknown (before 1.25)"
-		}
-		if ping.APIVersion == "" || versions.LessThan(ping.APIVersion, MinAPIVersion) {
-			d.checkErr = fmt.Errorf("%w: the engine at %s serves API %s, but this client needs at least API %s "+
-				"(Docker Engine 17.06); upgrade the engine, for example to Debian 12's docker.io",
-				ErrEngineTooOld, d.Client.DaemonHost(), engine, MinAPIVersion)
-			return
-		}
-		d.logger().Debug("negotiated the Docker API version", "engine_api", ping.APIVersion,
-			"client_api", d.Client.ClientVersion())
-	})
-	return d.checkErr
+	d.checkMu.Lock()
+	defer d.checkMu.Unlock()
+	if d.checked {
+		return nil
+	}
+	if d.Client == nil {
+		return errors.New("configconv: DockerRunner needs a Client; build one with NewDockerClient")
+	}
+	ping, err := d.Client.Ping(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to the Docker engine at %s: %w; check DOCKER_HOST and that the engine runs",
+			d.Client.DaemonHost(), err)
+	}
+	d.Client.NegotiateAPIVersionPing(ping)
+	engine := ping.APIVersion
+	if engine == "" {
+		engine = "unknown (before 1.25)"
+	}
+	if ping.APIVersion == "" || versions.LessThan(ping.APIVersion, MinAPIVersion) {
+		return fmt.Errorf("%w: the engine at %s serves API %s, but this client needs at least API %s "+
+			"(Docker Engine 17.06); upgrade the engine, for example to Debian 12's docker.io",
+			ErrEngineTooOld, d.Client.DaemonHost(), engine, MinAPIVersion)
+	}
+	d.logger().Debug("negotiated the Docker API version", "engine_api", ping.APIVersion,
+		"client_api", d.Client.ClientVersion())
+	d.checked = true
+	return nil
 }
 
 // Run implements ToolRunner. It creates the container with automatic

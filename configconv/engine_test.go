@@ -100,3 +100,17 @@ func TestDockerRunnerRealEngineVersion(t *testing.T) {
 	}
 	assert.Equal(t, want, cli.ClientVersion(), "the client speaks the older of the two API versions")
 }
+
+func TestDockerRunnerEngineUnreachable(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "missing.sock")
+	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+socket), client.WithAPIVersionNegotiation())
+	require.NoError(t, err)
+	defer cli.Close()
+	d := &DockerRunner{Client: cli}
+
+	for range 2 {
+		err := d.Prepare(context.Background())
+		require.Error(t, err, "a failed check is tried again, never remembered as a success")
+		assert.Contains(t, err.Error(), "connecting to the Docker engine at unix://"+socket)
+	}
+}
