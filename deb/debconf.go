@@ -39,8 +39,9 @@ func (s Selection) line() string {
 
 func (s Selection) secret() bool { return s.Type == "password" }
 
-// Selections returns the answers Install preseeds: overwrite-config for
-// each package of names, then the admin password when it is not empty.
+// Selections returns the answers for an installation of names:
+// overwrite-config for each package, then the admin password when it is
+// not empty. Install preseeds those that the packages' templates define.
 func Selections(names []string, overwriteConfig bool, adminPassword string) []Selection {
 	var sels []Selection
 	for _, name := range names {

@@ -24,8 +24,8 @@ var ErrNotDeb = errors.New("deb: not a Debian binary package")
 // documents them.
 var maintainerScripts = []string{"config", "preinst", "postinst", "prerm", "postrm"}
 
-// maxControlMember bounds how much of one control member (conffiles) is
-// read, so a corrupt or hostile package cannot exhaust memory.
+// maxControlMember bounds how much of one control member (conffiles,
+// templates) is read, so a corrupt or hostile package cannot exhaust memory.
 const maxControlMember = 1 << 20
 
 // Package is the control data of one .deb file.
@@ -50,6 +50,10 @@ type Package struct {
 	// Templates reports whether the package ships debconf templates, that
 	// is whether its installation may ask questions.
 	Templates bool
+
+	// Questions lists the debconf questions its templates define, such
+	// as "proxedo-api-security-mgmt/admin-password", in template order.
+	Questions []string
 }
 
 // String returns NAME_VERSION_ARCH, the name Debian gives the file.
@@ -159,12 +163,19 @@ func scanControlTar(tr *tar.Reader, pkg *Package) error {
 
 		name := path.Clean(hdr.Name)
 		found[name] = true
-		if name == "conffiles" {
+		switch name {
+		case "conffiles":
 			conffiles, err := readConffiles(io.LimitReader(tr, maxControlMember))
 			if err != nil {
 				return fmt.Errorf("reading conffiles: %w", err)
 			}
 			pkg.Conffiles = conffiles
+		case "templates":
+			questions, err := readTemplateNames(io.LimitReader(tr, maxControlMember))
+			if err != nil {
+				return fmt.Errorf("reading templates: %w", err)
+			}
+			pkg.Questions = questions
 		}
 	}
 
@@ -197,4 +208,19 @@ func readConffiles(r io.Reader) ([]string, error) {
 		}
 	}
 	return conffiles, sc.Err()
+}
+
+// readTemplateNames returns the question names of a debconf templates
+// member: the value of each "Template:" field. Field names are
+// case-insensitive in Debian control syntax.
+func readTemplateNames(r io.Reader) ([]string, error) {
+	var names []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		field, value, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.EqualFold(field, "Template") {
+			names = append(names, strings.TrimSpace(value))
+		}
+	}
+	return names, sc.Err()
 }

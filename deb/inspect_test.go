@@ -20,6 +20,7 @@ func TestInspectReadsControlData(t *testing.T) {
 		wantConffiles []string
 		wantScripts   []string
 		wantTemplates bool
+		wantQuestions []string
 	}{
 		{
 			name: "mgmt package with conffiles and scripts",
@@ -36,11 +37,13 @@ func TestInspectReadsControlData(t *testing.T) {
 					"postinst": "#!/bin/sh\n",
 					"postrm":   "#!/bin/sh\n",
 				},
-				Templates: "Template: x/y\nType: boolean\nDescription: y?\n",
+				Templates: "Template: pas/one\nType: boolean\nDescription: one?\n\n" +
+					"template: pas/two\nType: password\nDescription: two:\n two, longer\n",
 			},
 			wantConffiles: []string{"/opt/balasys/etc/mgmt/config.yml", "/opt/balasys/etc/mgmt/users.htpass"},
 			wantScripts:   []string{"config", "postinst", "postrm"},
 			wantTemplates: true,
+			wantQuestions: []string{"pas/one", "pas/two"},
 		},
 		{
 			name:        "package without conffiles, gzip compressed",
@@ -75,6 +78,7 @@ func TestInspectReadsControlData(t *testing.T) {
 			assert.Equal(t, tt.wantConffiles, pkg.Conffiles)
 			assert.Equal(t, tt.wantScripts, pkg.Scripts)
 			assert.Equal(t, tt.wantTemplates, pkg.Templates)
+			assert.Equal(t, tt.wantQuestions, pkg.Questions)
 		})
 	}
 }

@@ -20,7 +20,8 @@ type InstallOptions struct {
 	// AdminPassword, when not empty, answers the mgmt package's
 	// admin-password question so that users.htpass gets a bcrypt hash.
 	// It is passed on stdin only, and removed from the debconf database
-	// after the installation, whether or not it succeeded.
+	// after the installation, whether or not it succeeded. Install
+	// rejects it when no package of the set defines that question.
 	AdminPassword string
 
 	// Interactive runs dpkg on the operator's terminal, without preseeded
@@ -61,8 +62,9 @@ var ErrNotInstalled = errors.New("deb: package not installed at the expected ver
 // Install installs the packages of set in one dpkg transaction.
 //
 // Unless opts.Interactive is set, nothing waits on a prompt: the debconf
-// answers are stored with debconf-set-selections (on stdin) and confirmed
-// with debconf-get-selections, dpkg runs with DEBIAN_FRONTEND=noninteractive
+// answers to the questions the packages define are stored with
+// debconf-set-selections (on stdin) and confirmed with
+// debconf-get-selections, dpkg runs with DEBIAN_FRONTEND=noninteractive
 // added to its environment, stdin from /dev/null, and --force-confdef
 // --force-confold, which keeps every locally modified configuration file.
 // Packages an earlier run left half-configured are configured first with
@@ -85,6 +87,13 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 		return InstallResult{}, err
 	}
 
+	var sels []Selection
+	if !opts.Interactive {
+		if sels, err = selectionsFor(set, opts); err != nil {
+			return InstallResult{}, err
+		}
+	}
+
 	if opts.AdminPassword != "" {
 		// The password must leave the debconf database even when a later
 		// step fails or ctx is cancelled.
@@ -92,10 +101,8 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 			err = errors.Join(err, m.clearPassword(context.WithoutCancel(ctx), opts.AdminPassword))
 		}()
 	}
-	if !opts.Interactive {
-		if err := m.preseed(ctx, set, opts); err != nil {
-			return InstallResult{}, err
-		}
+	if err := m.preseed(ctx, sels, opts.AdminPassword); err != nil {
+		return InstallResult{}, err
 	}
 
 	result.ConfiguredPending, err = m.configureIfPending(ctx, set.Names(), opts.Interactive)
@@ -144,30 +151,52 @@ func absolutePaths(paths []string) ([]string, error) {
 	return abs, nil
 }
 
-// preseed stores and confirms the debconf answers of opts.
-func (m *Manager) preseed(ctx context.Context, set Set, opts InstallOptions) error {
-	sels := Selections(set.Names(), opts.OverwriteConfig, opts.AdminPassword)
-	secrets := []string{opts.AdminPassword}
-
-	withPassword := ""
-	if opts.AdminPassword != "" {
-		withPassword = ", and the admin password for a bcrypt hash"
+// selectionsFor returns the answers of opts to the questions that the
+// packages of set define in their templates. A question no package asks
+// is left out, except the admin password: a password that no package would
+// store is an error rather than silently unused.
+func selectionsFor(set Set, opts InstallOptions) ([]Selection, error) {
+	defined := map[string]bool{}
+	for _, p := range set.Packages {
+		for _, q := range p.Questions {
+			defined[q] = true
+		}
 	}
-	m.emit(Event{Kind: EventPreseed, Message: fmt.Sprintf(
-		"answering the installer's questions: overwrite existing configuration %s%s",
-		yesNo(opts.OverwriteConfig), withPassword)})
 
+	var sels []Selection
+	for _, sel := range Selections(set.Names(), opts.OverwriteConfig, opts.AdminPassword) {
+		switch {
+		case defined[sel.Question]:
+			sels = append(sels, sel)
+		case sel.secret():
+			return nil, fmt.Errorf("installing packages: no package of the set asks %s, so the admin password "+
+				"would not be stored; leave the password out", sel.Question)
+		}
+	}
+	return sels, nil
+}
+
+// preseed stores the answers sels in the debconf database and confirms
+// them. It does nothing when sels is empty.
+func (m *Manager) preseed(ctx context.Context, sels []Selection, password string) error {
+	if len(sels) == 0 {
+		return nil
+	}
+	shown := make([]string, len(sels))
+	for i, sel := range sels {
+		value := sel.Value
+		if sel.secret() {
+			value = "(password, not shown)"
+		}
+		shown[i] = sel.Question + "=" + value
+	}
+	m.emit(Event{Kind: EventPreseed, Message: "answering the installer's questions: " + strings.Join(shown, ", ")})
+
+	secrets := []string{password}
 	if err := m.setSelections(ctx, sels, secrets); err != nil {
 		return err
 	}
 	return m.confirmSelections(ctx, sels, secrets)
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }
 
 func (m *Manager) runDpkgInstall(ctx context.Context, paths []string, interactive bool) error {

@@ -27,9 +27,14 @@ func testSet() Set {
 		if component == "" {
 			component = "core"
 		}
+		questions := []string{name + "/" + OverwriteConfigQuestion}
+		if name == MgmtPackage {
+			questions = append(questions, AdminPasswordQuestion)
+		}
 		set.Packages = append(set.Packages, Package{
 			Path: "/srv/pkgs/" + name + "_4.9.0_all.deb", Name: name, Version: v, Architecture: "all",
 			Conffiles: []string{"/opt/balasys/etc/" + component + "/config.yml"},
+			Templates: true, Questions: questions,
 		})
 	}
 	return set
@@ -342,6 +347,33 @@ func TestInstallRejectsBadRequests(t *testing.T) {
 			assert.NotContains(t, err.Error(), testPassword)
 		})
 	}
+}
+
+// A package without templates asks nothing, so nothing is preseeded: the
+// 4.8.0 core and storage packages are such packages.
+func TestInstallWithoutQuestions(t *testing.T) {
+	set := testSet()
+	for i := range set.Packages {
+		set.Packages[i].Templates, set.Packages[i].Questions = false, nil
+	}
+	fake := runnertest.New(t)
+	expectUpgrade(fake)
+	m := &Manager{Runner: fake}
+
+	_, err := m.Install(context.Background(), set, InstallOptions{OverwriteConfig: true})
+
+	require.NoError(t, err)
+}
+
+func TestInstallPasswordWithoutQuestion(t *testing.T) {
+	set := testSet()
+	set.Packages[1].Questions = []string{MgmtPackage + "/" + OverwriteConfigQuestion}
+	m := &Manager{Runner: runnertest.New(t)}
+
+	_, err := m.Install(context.Background(), set, InstallOptions{AdminPassword: testPassword})
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no package of the set asks proxedo-api-security-mgmt/admin-password")
 }
 
 func TestInstallPasswordWithLineBreak(t *testing.T) {
