@@ -220,3 +220,17 @@ func TestStepOutputKeptForFailure(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(data), password)
 }
+
+func TestDryRunRestoreReadsOriginalSet(t *testing.T) {
+	tc := planCases()[6]
+	plan, sys := prepare(t, tc)
+	var warnings []string
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{DryRun: true, Events: func(ev pasupgrade.Event) {
+		if ev.Kind == pasupgrade.EventWarning {
+			warnings = append(warnings, ev.Message)
+		}
+	}})
+	require.NoError(t, err)
+	assert.Empty(t, warnings)
+	assert.Empty(t, sys.Log())
+}

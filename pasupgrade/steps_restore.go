@@ -35,6 +35,10 @@ func copyBackupStep() Step {
 			if err := e.Deps.Backup.Copy(ctx, src, dest); err != nil {
 				return fmt.Errorf("copying the backup set %s to %s: %w", src, dest, err)
 			}
+			if e.DryRun {
+				// Nothing was copied, so the later steps read the original.
+				dest = src
+			}
 			e.State.BackupSet = dest
 			e.Infof("backup set copied to %s; the restore reads that copy", dest)
 			return nil

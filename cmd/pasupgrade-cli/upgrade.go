@@ -240,6 +240,9 @@ func explainFailure(cmd *cobra.Command, a *app, f *planFlags, plan *pasupgrade.P
 		text += "\nTo return to " + plan.Path.From + " instead:\n  " + restore
 	}
 	a.printer.Event("next_steps", text, data)
+	if errors.Is(err, context.Canceled) {
+		return withExitCode(exitInterrupted, err)
+	}
 	return withExitCode(exitStepFailed, err)
 }
 

@@ -187,3 +187,11 @@ func TestRestoreRuns(t *testing.T) {
 	assert.Contains(t, out, "restore to 4.8.0 finished")
 	assert.Equal(t, "run[root] userdel --force --remove pas", sys.Log()[5])
 }
+
+func TestUpgradeInterruptedExitCode(t *testing.T) {
+	sys := fakeNode(t)
+	sys.FailOn("run[pas] pas-mgmt-update", context.Canceled)
+	code, out, _ := runCLI(t, runArgs(t, "upgrade", "--yes")...)
+	assert.Equal(t, exitInterrupted, code)
+	assert.Contains(t, out, "--resume")
+}
