@@ -23,7 +23,9 @@ const killGrace = 5 * time.Second
 // exec API. c.User runs the command as that account (uid, gid and groups
 // from the node's /etc/passwd and /etc/group) with HOME, USER, LOGNAME,
 // SHELL and PATH set as a login would set them; c.Env is added on top.
-// Interactive commands are rejected with runner.ErrInteractiveUnavailable.
+// An Interactive command runs on a pseudo-terminal in the node connected
+// to n.Terminal; without one it is rejected with
+// runner.ErrInteractiveUnavailable.
 //
 // When ctx ends, the command's process gets SIGTERM and, after a grace
 // period, SIGKILL.
@@ -32,7 +34,7 @@ func (n *Node) Run(ctx context.Context, c runner.Command) (runner.Result, error)
 		return runner.Result{}, errors.New("lab: empty command")
 	}
 	if c.Interactive {
-		return runner.Result{}, runner.ErrInteractiveUnavailable
+		return n.runInteractive(ctx, c)
 	}
 
 	env := c.Env
@@ -226,4 +228,63 @@ func flush(writers ...*runner.RedactingWriter) {
 			_ = w.Flush()
 		}
 	}
+}
+
+// runInteractive runs c on a pseudo-terminal in the node whose input comes
+// from n.Terminal.In and whose output goes to n.Terminal.Out, as an
+// operator's terminal would. Like runner.Local, it keeps no copy of the
+// output in the Result.
+func (n *Node) runInteractive(ctx context.Context, c runner.Command) (runner.Result, error) {
+	if n.Terminal == nil {
+		return runner.Result{}, runner.ErrInteractiveUnavailable
+	}
+	env := c.Env
+	if c.User != "" {
+		env = runner.MergeEnv(loginEnv(c.User), c.Env)
+	}
+	env = runner.MergeEnv([]string{"TERM=xterm"}, env)
+	created, err := n.cli.ContainerExecCreate(ctx, n.ID, container.ExecOptions{
+		User: c.User, Env: env, WorkingDir: c.Dir, Cmd: c.Argv,
+		Tty: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return runner.Result{}, fmt.Errorf("starting %s in node %s: %w", c.String(), n.Name, err)
+	}
+	resp, err := n.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{Tty: true})
+	if err != nil {
+		return runner.Result{}, fmt.Errorf("attaching to %s in node %s: %w", c.String(), n.Name, err)
+	}
+	defer resp.Close()
+
+	start := time.Now()
+	if n.Terminal.In != nil {
+		go func() { _, _ = io.Copy(resp.Conn, n.Terminal.In) }()
+	}
+	out := n.Terminal.Out
+	if out == nil {
+		out = io.Discard
+	}
+	done := make(chan error, 1)
+	// A terminal merges the two streams, so the output is not multiplexed.
+	go func() {
+		_, err := io.Copy(out, resp.Reader)
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n.kill(created.ID)
+		return runner.Result{ExitCode: -1, Duration: time.Since(start)},
+			fmt.Errorf("running %s in node %s: %w", c.String(), n.Name, ctx.Err())
+	}
+
+	code, err := n.exitCode(ctx, created.ID)
+	res := runner.Result{ExitCode: code, Duration: time.Since(start)}
+	if err != nil {
+		return res, fmt.Errorf("reading the exit code of %s in node %s: %w", c.String(), n.Name, err)
+	}
+	if code != 0 {
+		return res, runner.NewExitError(c, res)
+	}
+	return res, nil
 }

@@ -62,6 +62,11 @@ type Node struct {
 	// WorkDir is the work directory mounted at the same path, or empty.
 	WorkDir string
 
+	// Terminal, when set, is what Interactive commands are connected to,
+	// through a pseudo-terminal in the node. Nil rejects them. Set it
+	// before running commands.
+	Terminal *runner.Terminal
+
 	cli client.APIClient
 }
 

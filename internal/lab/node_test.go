@@ -138,6 +138,22 @@ func TestNodeRunRejectsInteractive(t *testing.T) {
 	assert.ErrorIs(t, err, runner.ErrInteractiveUnavailable)
 }
 
+func TestNodeRunInteractive(t *testing.T) {
+	node, _ := startTestNode(t)
+	var screen bytes.Buffer
+	node.Terminal = &runner.Terminal{In: strings.NewReader("yes\n"), Out: &screen}
+
+	script := `printf 'Proceed? '; read answer; echo "answer=$answer"; tty; exit 4`
+	res, err := node.Run(context.Background(), runner.Command{
+		Argv: []string{"sh", "-c", script}, User: "nobody", Interactive: true})
+	var exitErr *runner.ExitError
+	require.ErrorAs(t, err, &exitErr)
+	assert.Equal(t, 4, res.ExitCode)
+	assert.Contains(t, screen.String(), "Proceed? ")
+	assert.Contains(t, screen.String(), "answer=yes")
+	assert.Contains(t, screen.String(), "/dev/pts/", "the command must run on a terminal")
+}
+
 func TestNodeFiles(t *testing.T) {
 	node, _ := startTestNode(t)
 	ctx := context.Background()
