@@ -110,16 +110,20 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 
 func newBackupVerifyCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "verify SET_DIR",
+		Use:   "verify SET_DIR|SET_DIR/bootstrap.zip",
 		Short: "Check every CRC and SHA-256 of a backup set against its manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := backup.Verify(cmd.Context(), args[0])
+			setDir := args[0]
+			if filepath.Base(setDir) == backup.ArchiveName {
+				setDir = filepath.Dir(setDir)
+			}
+			err := backup.Verify(cmd.Context(), setDir)
 			if err != nil {
 				return withExitCode(exitCheckFailed, err)
 			}
-			a.printer.Event("backup_verified", "backup set is intact: "+args[0],
-				map[string]string{"dir": args[0]})
+			a.printer.Event("backup_verified", "backup set is intact: "+setDir,
+				map[string]string{"dir": setDir})
 			return nil
 		},
 	}
