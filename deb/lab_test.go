@@ -378,3 +378,31 @@ func singleSet(t *testing.T, path string) deb.Set {
 	require.NoError(t, err)
 	return deb.Set{Version: pkg.Version, Packages: []deb.Package{pkg}}
 }
+
+// A package left half-configured by a failed run is reported as broken
+// with its repair, and the next Install configures it first.
+func TestLabInstallFinishesHalfConfigured(t *testing.T) {
+	f := newLabFixture(t)
+	node := f.startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m := &deb.Manager{Runner: node}
+	// The postinst fails once, as after an interrupted upgrade.
+	set := singleSet(t, debtest.Build(t, f.work, debtest.Spec{Name: "pasupgrade-debtest-flaky", Version: "1.0",
+		Scripts: map[string]string{"postinst": "#!/bin/sh\nset -e\n" +
+			"if [ ! -e /tmp/flaky-ok ]; then touch /tmp/flaky-ok; exit 1; fi\n"}}))
+
+	_, err := m.Install(ctx, set, deb.InstallOptions{})
+	require.Error(t, err)
+	statuses, err := m.Installed(ctx, "pasupgrade-debtest-flaky")
+	require.NoError(t, err)
+	assert.Equal(t, deb.StateBroken, statuses[0].State)
+	assert.Equal(t, "half-configured", statuses[0].Detail)
+	assert.Equal(t, "dpkg --force-confdef --force-confold --configure -a", statuses[0].Repair)
+
+	result, err := m.Install(ctx, set, deb.InstallOptions{})
+
+	require.NoError(t, err)
+	assert.True(t, result.ConfiguredPending)
+	assert.Equal(t, deb.StateInstalled, result.Packages[0].State)
+}
