@@ -43,6 +43,8 @@ type Client struct {
 	sleep  func(context.Context, time.Duration) error
 	caFile string
 
+	progress func(done, total int64)
+
 	mu       sync.Mutex
 	user     string
 	password string
@@ -62,6 +64,7 @@ type options struct {
 	httpClient   *http.Client
 	endpoints    Endpoints
 	pollInterval time.Duration
+	progress     func(done, total int64)
 }
 
 // Option configures a Client.
@@ -98,6 +101,15 @@ func WithEndpoints(e Endpoints) Option { return func(o *options) { o.endpoints =
 // WithPollInterval sets how often WaitApplied reads an apply's state.
 // Default DefaultPollInterval.
 func WithPollInterval(d time.Duration) Option { return func(o *options) { o.pollInterval = d } }
+
+// WithProgress sets a function that export and import call as the bytes
+// of a configuration file move, with the total from Content-Length or the
+// file size, or -1 when unknown. It is called once per buffer, from the
+// goroutine that moves the bytes, which for an import may belong to the
+// HTTP transport.
+func WithProgress(fn func(done, total int64)) Option {
+	return func(o *options) { o.progress = fn }
+}
 
 // New returns a client of the management API at baseURL, such as
 // "https://pas-mgmt.example:8443" (DefaultBaseURL when empty). It fails at
@@ -148,6 +160,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		tmo:    o.timeout,
 		sleep:  sleepContext,
 		caFile: o.caFile,
+
+		progress: o.progress,
 	}, nil
 }
 

@@ -528,3 +528,15 @@ func TestNewRejectsBadDurations(t *testing.T) {
 	_, err = mgmtapi.New("", mgmtapi.WithPollInterval(-time.Second))
 	assert.ErrorContains(t, err, "invalid poll interval -1s")
 }
+
+func TestEndpointsSet(t *testing.T) {
+	var e mgmtapi.Endpoints
+	require.NoError(t, e.Set("export", "/v2/export"))
+	assert.Equal(t, "/v2/export", e.Export)
+	assert.Equal(t, "/api/status", e.WithDefaults().Status)
+	assert.Equal(t, "/v2/export", e.WithDefaults().Export)
+
+	assert.ErrorContains(t, e.Set("backup", "/x"), `unknown endpoint "backup"; use one of login, export`)
+	assert.ErrorContains(t, e.Set("status", "api/status"), "want an absolute path")
+	assert.ErrorContains(t, e.Set("status", "/api/status?x=1"), "without query")
+}

@@ -59,7 +59,11 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 
 	exp := Export{Name: fileNameOf(resp.Header.Get("Content-Disposition"), "pas-config-"+kind+".yaml")}
 	sum := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, sum), resp.Body)
+	dst := io.MultiWriter(w, sum)
+	if c.progress != nil {
+		dst = &progressWriter{w: dst, total: resp.ContentLength, report: c.progress}
+	}
+	n, err := io.Copy(dst, resp.Body)
 	exp.Size = n
 	declared := resp.ContentLength
 	switch {
@@ -179,7 +183,7 @@ func (c *Client) importConfig(ctx context.Context, r io.Reader, name string, siz
 		return 0, fmt.Errorf("importing %s: %w", name, err)
 	}
 
-	file := &guardedReader{r: r}
+	file := &guardedReader{r: r, total: size, progress: c.progress}
 	body := io.MultiReader(&head, file, &tail)
 	length := int64(-1)
 	if size >= 0 {
@@ -212,10 +216,12 @@ var errUploadEnded = errors.New("mgmtapi: upload already ended")
 // guardedReader counts the bytes read from r and stops reading it once
 // stop is called, so the caller's reader is not used after return.
 type guardedReader struct {
-	mu      sync.Mutex
-	r       io.Reader
-	n       int64
-	stopped bool
+	mu       sync.Mutex
+	r        io.Reader
+	n        int64
+	stopped  bool
+	total    int64
+	progress func(done, total int64)
 }
 
 func (g *guardedReader) Read(p []byte) (int, error) {
@@ -226,6 +232,24 @@ func (g *guardedReader) Read(p []byte) (int, error) {
 	}
 	n, err := g.r.Read(p)
 	g.n += int64(n)
+	if g.progress != nil && n > 0 {
+		g.progress(g.n, g.total)
+	}
+	return n, err
+}
+
+// progressWriter reports the bytes written through it.
+type progressWriter struct {
+	w      io.Writer
+	done   int64
+	total  int64
+	report func(done, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	p.report(p.done, p.total)
 	return n, err
 }
 

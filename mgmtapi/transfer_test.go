@@ -376,3 +376,28 @@ func TestImportLargeConfigStreams(t *testing.T) {
 	assert.Equal(t, int64(size), calls[0].UploadBytes)
 	assert.Less(t, peak, uint64(maxHeap), "heap peaked at %d MiB", peak>>20)
 }
+
+func TestTransferProgress(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	require.NoError(t, srv.SetRunningConfigSize(1<<20))
+	type report struct{ done, total int64 }
+	var reports []report
+	c, _ := loggedIn(t, srv.URL, mgmtapi.WithProgress(func(done, total int64) {
+		reports = append(reports, report{done, total})
+	}))
+
+	_, err := c.ExportConfig(context.Background(), mgmtapi.ExportKindRunning, io.Discard)
+	require.NoError(t, err)
+	require.NotEmpty(t, reports)
+	assert.Equal(t, report{1 << 20, 1 << 20}, reports[len(reports)-1])
+
+	reports = nil
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	content := "pas_config_version: 4.8.0\nx: 1\n"
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	_, err = c.ImportConfigFile(context.Background(), path)
+	require.NoError(t, err)
+	require.NotEmpty(t, reports)
+	size := int64(len(content))
+	assert.Equal(t, report{size, size}, reports[len(reports)-1])
+}

@@ -1,6 +1,9 @@
 package mgmtapi
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Endpoints are the request paths of the management REST API. The API is
 // not publicly documented, so every path is a setting: DefaultEndpoints
@@ -53,6 +56,28 @@ func (e Endpoints) WithDefaults() Endpoints {
 	fill(&e.Changes, d.Changes)
 	fill(&e.Version, d.Version)
 	return e
+}
+
+// EndpointNames lists the names Set accepts, in the order of the fields.
+var EndpointNames = []string{"login", "export", "import", "apply", "status", "changes", "version"}
+
+// Set sets the path of the endpoint called name, one of EndpointNames, as
+// a config file or a command line names it. The path must start with "/".
+func (e *Endpoints) Set(name, path string) error {
+	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?#") {
+		return fmt.Errorf("invalid path %q for endpoint %s: want an absolute path such as /api/status, "+
+			"without query", path, name)
+	}
+	fields := map[string]*string{
+		"login": &e.Login, "export": &e.Export, "import": &e.Import, "apply": &e.Apply,
+		"status": &e.Status, "changes": &e.Changes, "version": &e.Version,
+	}
+	field, ok := fields[name]
+	if !ok {
+		return fmt.Errorf("unknown endpoint %q; use one of %s", name, strings.Join(EndpointNames, ", "))
+	}
+	*field = path
+	return nil
 }
 
 // ApplyJobPath returns the path of one apply job's state.

@@ -52,11 +52,14 @@ whole, so a failed export leaves no partial file. With --out DIR or without
 --out, the file takes the name the server gives it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := mf.client(cmd.Context(), a)
+			bar := &transferProgress{a: a, label: "exporting"}
+			defer bar.finish()
+			c, err := mf.client(cmd.Context(), a, mgmtapi.WithProgress(bar.update))
 			if err != nil {
 				return err
 			}
 			exp, path, err := c.ExportConfigFile(cmd.Context(), kind, out)
+			bar.finish()
 			if err != nil {
 				return err
 			}
@@ -95,7 +98,9 @@ is sent once and never repeated automatically.`,
 				return usageErrorf("invalid configuration file %s: not a regular file", path)
 			}
 
-			c, err := mf.client(cmd.Context(), a)
+			bar := &transferProgress{a: a, label: "uploading"}
+			defer bar.finish()
+			c, err := mf.client(cmd.Context(), a, mgmtapi.WithProgress(bar.update))
 			if err != nil {
 				return err
 			}
@@ -110,6 +115,7 @@ is sent once and never repeated automatically.`,
 			}
 
 			pending, err := c.ImportConfigFile(cmd.Context(), path)
+			bar.finish()
 			if err != nil {
 				return err
 			}

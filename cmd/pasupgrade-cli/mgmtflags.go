@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +22,7 @@ type mgmtFlags struct {
 	cacert       string
 	user         string
 	passwordFile string
+	endpoints    map[string]string
 
 	// resolved caches the password, so a command that needs it twice (for
 	// the API and for the upgrade tool's stdin) prompts only once.
@@ -36,6 +40,9 @@ func addMgmtFlags(cmd *cobra.Command, f *mgmtFlags) {
 	flags.StringVar(&f.passwordFile, "password-file", "",
 		"`FILE` whose first line is the password (\"-\" for stdin); without it, $"+passwordEnv+
 			" or a prompt on the terminal")
+	flags.StringToStringVar(&f.endpoints, "mgmt-endpoint", nil,
+		"API path override as `NAME=PATH`, NAME one of "+strings.Join(mgmtapi.EndpointNames, ", ")+
+			" (repeatable)")
 }
 
 // password returns the admin password from the sources resolvePassword
@@ -54,11 +61,18 @@ func (f *mgmtFlags) password(a *app) (string, error) {
 
 // newClient returns a client of --mgmt-url that is not logged in. A bad
 // URL or CA bundle is a usage error.
-func (f *mgmtFlags) newClient(a *app) (*mgmtapi.Client, error) {
-	opts := []mgmtapi.Option{mgmtapi.WithLogger(a.logger)}
+func (f *mgmtFlags) newClient(a *app, extra ...mgmtapi.Option) (*mgmtapi.Client, error) {
+	var paths mgmtapi.Endpoints
+	for _, name := range slices.Sorted(maps.Keys(f.endpoints)) {
+		if err := paths.Set(name, f.endpoints[name]); err != nil {
+			return nil, usageErrorf("invalid --mgmt-endpoint: %v", err)
+		}
+	}
+	opts := []mgmtapi.Option{mgmtapi.WithLogger(a.logger), mgmtapi.WithEndpoints(paths)}
 	if f.cacert != "" {
 		opts = append(opts, mgmtapi.WithCAFile(f.cacert))
 	}
+	opts = append(opts, extra...)
 	c, err := mgmtapi.New(f.url, opts...)
 	if err != nil {
 		return nil, usageErrorf("invalid --mgmt-url or --cacert: %v", err)
@@ -66,9 +80,10 @@ func (f *mgmtFlags) newClient(a *app) (*mgmtapi.Client, error) {
 	return c, nil
 }
 
-// client resolves the password, logs in and returns the client.
-func (f *mgmtFlags) client(ctx context.Context, a *app) (*mgmtapi.Client, error) {
-	c, err := f.newClient(a)
+// client resolves the password, logs in and returns the client, built
+// with the extra options.
+func (f *mgmtFlags) client(ctx context.Context, a *app, extra ...mgmtapi.Option) (*mgmtapi.Client, error) {
+	c, err := f.newClient(a, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +98,27 @@ func (f *mgmtFlags) client(ctx context.Context, a *app) (*mgmtapi.Client, error)
 		return nil, err
 	}
 	return c, nil
+}
+
+// transferProgress shows a byte progress bar for an export or import. The
+// bar starts at the first report, which carries the total.
+type transferProgress struct {
+	a     *app
+	label string
+	bar   progress
+}
+
+func (p *transferProgress) update(done, total int64) {
+	if p.bar == nil {
+		p.bar = p.a.printer.Progress(p.label, total, true)
+	}
+	p.bar.Set(done)
+}
+
+func (p *transferProgress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+	}
 }
 
 // runningConfigExporter adapts a client to backup.Exporter, which stores

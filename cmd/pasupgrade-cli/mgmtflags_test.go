@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pasops/pasupgrade/backup"
 	"github.com/pasops/pasupgrade/backup/backuptest"
+	"github.com/pasops/pasupgrade/mgmtapi"
 	"github.com/pasops/pasupgrade/mgmtapi/mgmtapitest"
 )
 
@@ -87,4 +89,18 @@ func TestBackupCreateWrongPasswordWritesNothing(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+func TestMgmtEndpointFlag(t *testing.T) {
+	srv := mgmtFake(t, mgmtapitest.Options{Endpoints: mgmtapi.Endpoints{Login: "/v2/login", Export: "/v2/export"}})
+	dir := t.TempDir()
+
+	code, _, errOut := runMgmtCLI(t, "", "config", "export", "--mgmt-url", srv.URL, "--out", dir,
+		"--mgmt-endpoint", "login=/v2/login", "--mgmt-endpoint", "export=/v2/export")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Len(t, srv.RequestsTo(http.MethodGet, "/v2/export"), 1)
+
+	code, _, errOut = runMgmtCLI(t, "", "config", "export", "--mgmt-url", srv.URL, "--mgmt-endpoint", "backup=/x")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, `unknown endpoint "backup"`)
 }
