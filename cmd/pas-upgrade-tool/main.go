@@ -153,7 +153,9 @@ func (t *tool) run(ctx context.Context, args []string) error {
 		flags := flag.NewFlagSet("post-upgrade", flag.ContinueOnError)
 		flags.SetOutput(t.stderr)
 		seconds := flags.Int("config-apply-timeout", 20, "seconds to wait for the config apply to finish")
-		if err := flags.Parse(subArgs); err != nil {
+		if err := flags.Parse(subArgs); errors.Is(err, flag.ErrHelp) {
+			return nil
+		} else if err != nil {
 			return withCode(exitUsage, "post-upgrade: %v", err)
 		}
 		if flags.NArg() > 0 || *seconds < 1 {

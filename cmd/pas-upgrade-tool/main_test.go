@@ -292,3 +292,12 @@ func TestUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"post-upgrade", "--help"}} {
+		r := runTool(t, t.TempDir(), "", args...)
+
+		assert.Equal(t, exitOK, r.code, args)
+		assert.Contains(t, r.stderr, "config-apply-timeout", args)
+	}
+}
