@@ -401,3 +401,32 @@ func TestTransferProgress(t *testing.T) {
 	size := int64(len(content))
 	assert.Equal(t, report{size, size}, reports[len(reports)-1])
 }
+
+func TestExportBodyLongerThanDeclared(t *testing.T) {
+	// net/http stops reading at Content-Length, so only a transport that
+	// delivers the extra bytes can show them. This one declares 10 bytes
+	// and delivers 25.
+	transport := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		body := `{"token":"t0ken"}`
+		contentType := "application/json"
+		length := int64(len(body))
+		if strings.HasSuffix(r.URL.Path, "/export") {
+			body, contentType, length = "pas_config_version: 4.8.0", "application/octet-stream", 10
+		}
+		return &http.Response{
+			StatusCode: http.StatusOK, Status: "200 OK", Request: r, ContentLength: length,
+			Header: http.Header{"Content-Type": {contentType}},
+			Body:   io.NopCloser(strings.NewReader(body)),
+		}, nil
+	})
+	c, _ := newClient(t, "http://127.0.0.1:1", mgmtapi.WithHTTPClient(&http.Client{Transport: transport}))
+	require.NoError(t, c.Login(context.Background(), testUser, testPassword))
+	dir := t.TempDir()
+
+	_, _, err := c.ExportConfigFile(context.Background(), mgmtapi.ExportKindRunning, dir)
+
+	require.Error(t, err)
+	assert.ErrorIs(t, err, mgmtapi.ErrInvalidReply)
+	assert.Contains(t, err.Error(), "has 25 bytes but Content-Length declared 10")
+	assert.Empty(t, dirNames(t, dir))
+}
