@@ -200,17 +200,8 @@ func (l *testLab) withConfig(args ...string) []string {
 // flags appended.
 func (l *testLab) upgradeArgs(extra ...string) []string {
 	args := l.withConfig("upgrade", "--yes", "--backup-dir", l.backupDir())
-	for _, check := range labIgnoredChecks {
-		args = append(args, "--ignore-check", check)
-	}
 	return append(args, extra...)
 }
-
-// labIgnoredChecks are preflight checks the tests turn into warnings.
-// TODO: remove management-api once a lab node's status file lists only the
-// units it runs: it lists the installed but stopped HA unit of a single
-// node, which the check reports as a stopped component.
-var labIgnoredChecks = []string{"management-api"}
 
 // withMgmt returns args followed by the flags that give a management API
 // command (status, config) the lab's URL and admin password file.
