@@ -83,6 +83,9 @@ func BuildPackages(ctx context.Context, outDir string, opts BuildOptions) (map[s
 		}
 		moduleDir = dir
 	}
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		return nil, fmt.Errorf("building the lab packages needs dpkg-deb: %w; install Debian's dpkg package", err)
+	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the package directory: %w", err)
 	}
