@@ -142,7 +142,8 @@ func runDebootstrap(ctx context.Context, rootfs, mirror, cacheDir, logPath strin
 	tail := logTail(logPath, 15)
 	if isDownloadFailure(tail) {
 		return fmt.Errorf("%w: debootstrap could not download bookworm from %s; check that "+
-			"this machine reaches the mirror (apt-get update shows it) or set another mirror: %s",
+			"this machine reaches the mirror (apt-get update shows it) or use another one "+
+			"(pas-lab up --mirror URL, or NodeImage.Mirror): %s",
 			ErrMirrorUnreachable, mirror, tail)
 	}
 	return fmt.Errorf("debootstrap %s into %s failed (%v); its log ends with: %s",

@@ -20,11 +20,13 @@ import (
 const killGrace = 5 * time.Second
 
 // Run implements runner.Runner by running c inside the node through the
-// exec API. c.User runs the command as that account (uid, gid and groups
-// from the node's /etc/passwd and /etc/group) with HOME, USER, LOGNAME,
-// SHELL and PATH set as a login would set them; c.Env is added on top.
-// An Interactive command runs on a pseudo-terminal in the node connected
-// to n.Terminal; without one it is rejected with
+// exec API. c.User runs the command as that account, with the uid, gid
+// and groups of the node's /etc/passwd and /etc/group. HOME, USER,
+// LOGNAME, SHELL and PATH are then set as a login sets them, and c.Env is
+// added on top.
+//
+// An Interactive command runs on a pseudo-terminal in the node that is
+// connected to n.Terminal. Without a terminal it is rejected with
 // runner.ErrInteractiveUnavailable.
 //
 // When ctx ends, the command's process gets SIGTERM and, after a grace
@@ -124,8 +126,9 @@ func (n *Node) stream(ctx context.Context, execID string, stdin io.Reader, stdou
 
 // kill ends a cancelled command: SIGTERM, then SIGKILL after killGrace.
 // The exec API has no kill call, so the signal goes to the process's pid
-// on this machine, which is right because the lab's engine is local (its
-// socket is a Unix socket on this machine).
+// on this machine. That pid is valid because the lab's engine is local,
+// reached through a Unix socket.
+// NOTE: an engine in another pid namespace would leave the process running.
 func (n *Node) kill(execID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), killGrace+5*time.Second)
 	defer cancel()

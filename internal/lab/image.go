@@ -77,6 +77,10 @@ type NodeImage struct {
 	// build lock. Empty means CacheDir().
 	CacheDir string
 
+	// Repository is the image repository; the tag is the content key.
+	// Empty means NodeImageRepository.
+	Repository string
+
 	// Logger receives progress. Nil discards it.
 	Logger *slog.Logger
 }
@@ -107,6 +111,9 @@ func NodeImageRef() string {
 // processes sharing the cache directory, build it once.
 func (b NodeImage) Ensure(ctx context.Context, cli client.APIClient) (string, error) {
 	ref := NodeImageRef()
+	if b.Repository != "" {
+		ref = b.Repository + ":" + NodeImageKey()
+	}
 	if ok, err := imageExists(ctx, cli, ref); err != nil || ok {
 		return ref, err
 	}

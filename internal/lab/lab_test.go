@@ -288,3 +288,24 @@ func TestUpFailureRemovesEverything(t *testing.T) {
 	assert.Contains(t, err.Error(), "installing PAS 4.8.0")
 	assertNothingLeft(t, cli, &Lab{Name: opts.Name, Dir: opts.Dir, ToolImage: "pasupgrade-lab-" + opts.Name + "/" + DefaultToolImage, NodeImage: NodeImageRef()})
 }
+
+func TestUpWithoutMirror(t *testing.T) {
+	cli := connectForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// A repository of its own makes the node image missing, and nothing
+	// listens on port 1 of loopback, so debootstrap cannot download.
+	opts := testOptions(t, Options{NodeImage: NodeImage{
+		Mirror:     "http://127.0.0.1:1/debian",
+		Repository: "pasupgrade-labtest-nomirror",
+		CacheDir:   t.TempDir(),
+	}})
+	l, err := Up(ctx, cli, opts)
+	require.ErrorIs(t, err, ErrMirrorUnreachable)
+	assert.Nil(t, l)
+	assert.Contains(t, err.Error(), "http://127.0.0.1:1/debian")
+	assert.Contains(t, err.Error(), "pas-lab up --mirror URL")
+	_, statErr := os.Stat(opts.Dir)
+	assert.True(t, os.IsNotExist(statErr), "a failed up must remove the lab directory")
+}
