@@ -209,39 +209,56 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, requestID string
 	}
 	h.log.Debug("request", "method", r.Method, "path", path, "user", user, "request_id", requestID)
 
+	method, serve, ok := h.endpointFor(path)
+	if !ok {
+		writeError(w, requestID, http.StatusNotFound, "not_found", "no endpoint "+path)
+		return
+	}
+	if !allowMethod(w, r, requestID, method) {
+		return
+	}
+	serve(w, r, requestID, rec)
+}
+
+// serveFunc serves one authorized API request.
+type serveFunc func(w http.ResponseWriter, r *http.Request, requestID string, rec *Request)
+
+// endpointFor returns the method of the endpoint at path and the function
+// that serves it.
+func (h *Handler) endpointFor(path string) (string, serveFunc, bool) {
 	jobPrefix := strings.TrimSuffix(h.paths.Apply, "/") + "/"
 	switch {
-	case path == h.paths.Export && allowMethod(w, r, requestID, http.MethodGet):
-		h.serveExport(w, r, requestID)
-	case path == h.paths.Import && allowMethod(w, r, requestID, http.MethodPost):
-		h.serveImport(w, r, requestID, rec)
-	case path == h.paths.Apply && allowMethod(w, r, requestID, http.MethodPost):
-		h.serveApply(w, requestID)
-	case strings.HasPrefix(path, jobPrefix) && allowMethod(w, r, requestID, http.MethodGet):
-		h.serveApplyJob(w, requestID, strings.TrimPrefix(path, jobPrefix))
-	case path == h.paths.Status && allowMethod(w, r, requestID, http.MethodGet):
-		h.serveStatus(w, requestID)
-	case path == h.paths.Changes && allowMethod(w, r, requestID, http.MethodGet):
-		h.serveChanges(w)
-	case path == h.paths.Version && allowMethod(w, r, requestID, http.MethodGet):
-		writeJSON(w, http.StatusOK, mgmtapi.VersionReply{Version: h.opts.Version})
-	case isKnownPath(h.paths, path, jobPrefix):
-		// allowMethod has replied 405.
-	default:
-		writeError(w, requestID, http.StatusNotFound, "not_found", "no endpoint "+path)
+	case path == h.paths.Export:
+		return http.MethodGet, func(w http.ResponseWriter, r *http.Request, id string, _ *Request) {
+			h.serveExport(w, r, id)
+		}, true
+	case path == h.paths.Import:
+		return http.MethodPost, h.serveImport, true
+	case path == h.paths.Apply:
+		return http.MethodPost, func(w http.ResponseWriter, _ *http.Request, id string, _ *Request) {
+			h.serveApply(w, id)
+		}, true
+	case strings.HasPrefix(path, jobPrefix):
+		return http.MethodGet, func(w http.ResponseWriter, _ *http.Request, id string, _ *Request) {
+			h.serveApplyJob(w, id, strings.TrimPrefix(path, jobPrefix))
+		}, true
+	case path == h.paths.Status:
+		return http.MethodGet, func(w http.ResponseWriter, _ *http.Request, id string, _ *Request) {
+			h.serveStatus(w, id)
+		}, true
+	case path == h.paths.Changes:
+		return http.MethodGet, func(w http.ResponseWriter, _ *http.Request, _ string, _ *Request) {
+			h.serveChanges(w)
+		}, true
+	case path == h.paths.Version:
+		return http.MethodGet, func(w http.ResponseWriter, _ *http.Request, _ string, _ *Request) {
+			writeJSON(w, http.StatusOK, mgmtapi.VersionReply{Version: h.opts.Version})
+		}, true
 	}
+	return "", nil, false
 }
 
-func isKnownPath(p mgmtapi.Endpoints, path, jobPrefix string) bool {
-	switch path {
-	case p.Export, p.Import, p.Apply, p.Status, p.Changes, p.Version:
-		return true
-	}
-	return strings.HasPrefix(path, jobPrefix)
-}
-
-// allowMethod reports whether r uses method. It replies 405 otherwise, and
-// then the caller's switch falls through to isKnownPath.
+// allowMethod reports whether r uses method, and replies 405 otherwise.
 func allowMethod(w http.ResponseWriter, r *http.Request, requestID, method string) bool {
 	if r.Method == method {
 		return true
