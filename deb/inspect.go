@@ -67,6 +67,14 @@ func (p Package) String() string {
 // A file that cannot be opened or read yields the *os.PathError; a file that
 // is not a valid binary package yields an error wrapping ErrNotDeb.
 func Inspect(path string) (Package, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return Package{}, err
+	}
+	if !info.Mode().IsRegular() {
+		// Opening a named pipe or a device could block or never end.
+		return Package{}, fmt.Errorf("%w: %s is not a regular file", ErrNotDeb, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return Package{}, err

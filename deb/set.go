@@ -208,12 +208,27 @@ func FindSet(paths []string, want string) (Set, error) {
 func listCandidates(paths []string) ([]candidate, []Problem) {
 	var candidates []candidate
 	var problems []Problem
-	seen := map[string]bool{}
-	add := func(c candidate) {
-		if abs, err := filepath.Abs(c.path); err == nil && !seen[abs] {
-			seen[abs] = true
-			candidates = append(candidates, c)
+	// A file reached twice, by two arguments or through a symbolic link,
+	// is read once, so that it is not reported as its own duplicate.
+	var seen []os.FileInfo
+	add := func(c candidate, info os.FileInfo) {
+		for _, s := range seen {
+			if os.SameFile(s, info) {
+				return
+			}
 		}
+		seen = append(seen, info)
+		candidates = append(candidates, c)
+	}
+	// Opening a named pipe or a device could block or read forever, so
+	// only regular files are read.
+	addFile := func(c candidate, info os.FileInfo) {
+		if !info.Mode().IsRegular() {
+			problems = append(problems, Problem{Kind: ProblemUnreadable, Paths: []string{c.path},
+				Detail: fmt.Sprintf("%s is not a regular file (%s); copy the package file there", c.path, info.Mode().Type())})
+			return
+		}
+		add(c, info)
 	}
 
 	for _, p := range paths {
@@ -223,7 +238,7 @@ func listCandidates(paths []string) ([]candidate, []Problem) {
 			continue
 		}
 		if !info.IsDir() {
-			add(candidate{path: p, explicit: true})
+			addFile(candidate{path: p, explicit: true}, info)
 			continue
 		}
 
@@ -237,10 +252,13 @@ func listCandidates(paths []string) ([]candidate, []Problem) {
 				continue
 			}
 			full := filepath.Join(p, e.Name())
-			if info, err := os.Stat(full); err == nil && info.IsDir() {
-				continue
+			info, err := os.Stat(full)
+			switch {
+			case err != nil:
+				problems = append(problems, unreadable(full, err))
+			case !info.IsDir():
+				addFile(candidate{path: full}, info)
 			}
-			add(candidate{path: full})
 		}
 	}
 	return candidates, problems

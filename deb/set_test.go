@@ -3,6 +3,7 @@ package deb
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -156,6 +157,47 @@ func TestFindSetProblems(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.wantText)
 		})
 	}
+}
+
+func TestFindSetSameFileTwice(t *testing.T) {
+	dir := t.TempDir()
+	paths := debtest.BuildPASSet(t, dir, "4.9.0")
+	require.NoError(t, os.Symlink(filepath.Base(paths[1]), filepath.Join(dir, "proxedo-api-security-mgmt_latest.deb")))
+
+	set, err := FindSet([]string{dir, paths[0], dir}, "4.9.0")
+
+	require.NoError(t, err)
+	assert.Len(t, set.Packages, 3)
+}
+
+func TestFindSetDanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	debtest.BuildPASSet(t, dir, "4.9.0")
+	dangling := filepath.Join(dir, "proxedo-api-security-extra.deb")
+	require.NoError(t, os.Symlink("/nonexistent/target.deb", dangling))
+
+	_, err := FindSet([]string{dir}, "4.9.0")
+
+	var setErr *SetError
+	require.ErrorAs(t, err, &setErr)
+	require.Len(t, setErr.Problems, 1)
+	assert.Equal(t, ProblemUnreadable, setErr.Problems[0].Kind)
+	assert.Equal(t, []string{dangling}, setErr.Problems[0].Paths)
+}
+
+func TestFindSetNamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	debtest.BuildPASSet(t, dir, "4.9.0")
+	pipe := filepath.Join(dir, "incoming.deb")
+	require.NoError(t, syscall.Mkfifo(pipe, 0o600))
+
+	_, err := FindSet([]string{dir}, "4.9.0")
+
+	var setErr *SetError
+	require.ErrorAs(t, err, &setErr)
+	require.Len(t, setErr.Problems, 1)
+	assert.Equal(t, ProblemUnreadable, setErr.Problems[0].Kind)
+	assert.Contains(t, setErr.Problems[0].Detail, "is not a regular file")
 }
 
 func TestFindSetInvalidArguments(t *testing.T) {
