@@ -309,3 +309,14 @@ func TestBuildPackagesSameCertificatesInBothVersions(t *testing.T) {
 	assert.Equal(t, read("4.8.0"), read("4.9.0"),
 		"an unchanged conffile keeps its installed mode on upgrade")
 }
+
+func TestBuildPackagesWithoutDpkgDeb(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	out := filepath.Join(t.TempDir(), "debs")
+
+	_, err := BuildPackages(context.Background(), out, BuildOptions{})
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "install Debian's dpkg package")
+	assert.NoDirExists(t, out, "nothing is created before the check")
+}
