@@ -13,12 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// builtPackages builds the packages once for all tests of this file.
+// builtPackagesDir is the directory of the packages that builtPackages
+// built, removed by TestMain; empty when no test needed them.
+var builtPackagesDir string
+
+// builtPackages builds the packages once for all tests of this package.
 var builtPackages = sync.OnceValues(func() (map[string]string, error) {
 	dir, err := os.MkdirTemp("", "labpkg-test-")
 	if err != nil {
 		return nil, err
 	}
+	builtPackagesDir = dir
 	return BuildPackages(context.Background(), dir, BuildOptions{})
 })
 
@@ -29,17 +34,13 @@ func packagesForTest(t *testing.T) map[string]string {
 	}
 	debs, err := builtPackages()
 	require.NoError(t, err)
-	t.Cleanup(func() {})
 	return debs
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if debs, err := builtPackages(); err == nil {
-		for _, deb := range debs {
-			os.RemoveAll(filepath.Dir(deb))
-			break
-		}
+	if builtPackagesDir != "" {
+		os.RemoveAll(builtPackagesDir)
 	}
 	os.Exit(code)
 }
