@@ -261,7 +261,7 @@ func (p *backupProgress) finish() {
 	}
 }
 
-// confirmRestore asks before restoring unless yes is set. Without a
+// confirmRestore prompts for confirmation unless yes is set. Without a
 // terminal it fails and names the flag to pass.
 func confirmRestore(a *app, yes bool, question string) error {
 	if yes {
@@ -274,13 +274,13 @@ func confirmRestore(a *app, yes bool, question string) error {
 	fmt.Fprintf(a.streams.ErrOut, "%s [y/N] ", question)
 	answer, err := bufio.NewReader(a.streams.In).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reading the answer: %w", err)
+		return fmt.Errorf("reading the confirmation: %w", err)
 	}
 	switch strings.ToLower(strings.TrimSpace(answer)) {
 	case "y", "yes":
 		return nil
 	}
-	return withExitCode(exitFailure, errors.New("restore cancelled: the answer was not yes"))
+	return withExitCode(exitFailure, errors.New("restore cancelled: the reply was not yes"))
 }
 
 // backupMemoryLimit is the soft heap limit for backup and restore. The
