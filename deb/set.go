@@ -155,7 +155,7 @@ func FindSet(paths []string, want string) (Set, error) {
 		return Set{}, fmt.Errorf("invalid package version %q: %w", want, err)
 	}
 	if len(paths) == 0 {
-		return Set{}, errors.New("no package files or directories given: name the directory that holds the 4.9.0 .deb files")
+		return Set{}, fmt.Errorf("no package files or directories given: name the directory that holds the %s .deb files", want)
 	}
 
 	var problems []Problem
@@ -208,10 +208,17 @@ func FindSet(paths []string, want string) (Set, error) {
 func listCandidates(paths []string) ([]candidate, []Problem) {
 	var candidates []candidate
 	var problems []Problem
-	// A file reached twice, by two arguments or through a symbolic link,
-	// is read once, so that it is not reported as its own duplicate.
 	var seen []os.FileInfo
-	add := func(c candidate, info os.FileInfo) {
+	addFile := func(c candidate, info os.FileInfo) {
+		// Opening a named pipe or a device could block or never end, so
+		// only regular files are read.
+		if !info.Mode().IsRegular() {
+			problems = append(problems, Problem{Kind: ProblemUnreadable, Paths: []string{c.path},
+				Detail: fmt.Sprintf("%s is not a regular file (%s); copy the package file there", c.path, info.Mode().Type())})
+			return
+		}
+		// A file reached twice, by two arguments or through a symbolic
+		// link, is read once, so that it is not its own duplicate.
 		for _, s := range seen {
 			if os.SameFile(s, info) {
 				return
@@ -219,16 +226,6 @@ func listCandidates(paths []string) ([]candidate, []Problem) {
 		}
 		seen = append(seen, info)
 		candidates = append(candidates, c)
-	}
-	// Opening a named pipe or a device could block or read forever, so
-	// only regular files are read.
-	addFile := func(c candidate, info os.FileInfo) {
-		if !info.Mode().IsRegular() {
-			problems = append(problems, Problem{Kind: ProblemUnreadable, Paths: []string{c.path},
-				Detail: fmt.Sprintf("%s is not a regular file (%s); copy the package file there", c.path, info.Mode().Type())})
-			return
-		}
-		add(c, info)
 	}
 
 	for _, p := range paths {
