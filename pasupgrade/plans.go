@@ -83,9 +83,9 @@ func multiUpgradeSteps(path UpgradePath, opts Options) []Step {
 	)
 	if opts.CoreOnMgmt {
 		steps = append(steps, coreDown(serviceStep("restart", UnitCore, "4.2.16")))
-		if opts.HA {
-			steps = append(steps, serviceStep("restart", UnitHA, "4.2.17"))
-		}
+	}
+	if opts.HA {
+		steps = append(steps, serviceStep("restart", UnitHA, "4.2.17"))
 	}
 	steps = append(steps, coreDown(deployStep(StepDeployCore, "Upgrade and restart the remote core", "4.2.18",
 		"restarts the remote core at "+path.To, "--restart-core")))
@@ -122,14 +122,17 @@ func checkconfigSteps(section string) []Step {
 	}
 }
 
-// localUnits returns the local units of opts, in the guide's order.
+// localUnits returns the local units of opts, in the guide's order. The
+// core package, which ships the HA unit, is installed on the management
+// node in every topology, and the guide restarts the local HA component
+// whenever HA runs; core runs there only with CoreOnMgmt.
 func localUnits(opts Options) []string {
 	units := []string{UnitMgmt, UnitStorage}
 	if opts.localCore() {
 		units = append(units, UnitCore)
-		if opts.HA {
-			units = append(units, UnitHA)
-		}
+	}
+	if opts.HA {
+		units = append(units, UnitHA)
 	}
 	return units
 }
@@ -218,9 +221,9 @@ func NewRestorePlan(path UpgradePath, opts Options) (*Plan, error) {
 	}
 	if opts.localCore() {
 		steps = append(steps, serviceStep("start", UnitCore, "5.2.1.2"))
-		if opts.HA {
-			steps = append(steps, serviceStep("start", UnitHA, "5.2.1.2"))
-		}
+	}
+	if opts.HA {
+		steps = append(steps, serviceStep("start", UnitHA, "5.2.1.2"))
 	}
 	if opts.multi() {
 		steps = append(steps, deployStep(StepDeployCore, "Deploy the remote core nodes", "5.2.1.3",

@@ -36,7 +36,7 @@ func newSystem(t *testing.T, opts pasupgrade.Options) *pasupgradetest.System {
 	if opts.Topology == pasupgrade.TopologyMulti && !opts.CoreOnMgmt {
 		sys.Units[pasupgrade.UnitCore] = false
 	}
-	if opts.HA && opts.CoreOnMgmt {
+	if opts.HA {
 		sys.Units[pasupgrade.UnitHA] = true
 	}
 	return sys
@@ -150,9 +150,9 @@ func restoreSteps(multi, ha, coreOnMgmt bool) []string {
 	)
 	if !multi || coreOnMgmt {
 		log = append(log, "systemctl start proxedo-api-security")
-		if ha {
-			log = append(log, "systemctl start proxedo-api-security-ha")
-		}
+	}
+	if ha {
+		log = append(log, "systemctl start proxedo-api-security-ha")
 	}
 	if multi {
 		log = append(log, "run[pas] pas-mgmt-deploy-core --deploy-core")
@@ -191,6 +191,7 @@ func planCases() []planCase {
 				"run[pas] pas-mgmt-deploy-core --restart-core",
 			})},
 		{name: "multi node with HA", opts: multiHA, want: concat(multiHead, multiTail, []string{
+			"systemctl restart proxedo-api-security-ha",
 			"run[pas] pas-mgmt-deploy-core --restart-core",
 			"run[pas] pas-mgmt-deploy-core --deploy-ha --restart-ha",
 		})},
@@ -205,6 +206,8 @@ func planCases() []planCase {
 		{name: "restore multi node", opts: restore(multi), restore: true, want: restoreSteps(true, false, false)},
 		{name: "restore multi node with HA and core on mgmt", opts: restore(multiHACore), restore: true,
 			want: restoreSteps(true, true, true)},
+		{name: "restore multi node with HA", opts: restore(multiHA), restore: true,
+			want: restoreSteps(true, true, false)},
 	}
 }
 
