@@ -343,8 +343,15 @@ func (h *Handler) serveStatus(w http.ResponseWriter, requestID string) {
 	writeJSON(w, http.StatusOK, mgmtapi.Status{Nodes: nodes})
 }
 
-// nodes returns the nodes from the status file, or the default node.
+// nodes returns the nodes from the status file, from SetNodes, or the
+// default node, in this order.
 func (h *Handler) nodes() ([]mgmtapi.Node, error) {
+	h.mu.Lock()
+	set := cloneNodes(h.nodeList)
+	h.mu.Unlock()
+	if h.opts.StatusFile == "" && set != nil {
+		return set, nil
+	}
 	if h.opts.StatusFile == "" {
 		var components []mgmtapi.Component
 		for _, name := range []string{"mgmt", "storage", "core"} {

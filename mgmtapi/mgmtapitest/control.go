@@ -89,6 +89,32 @@ func (h *Handler) FailNodeReload(nodes ...string) {
 	h.mustAddFault(Fault{Kind: FaultNodeReloadFailed, Nodes: nodes})
 }
 
+// SetNodes replaces the default node with nodes, for tests without a
+// status file. A status file, when set, takes precedence. The handler fills
+// in each component's reload success from its apply results.
+func (h *Handler) SetNodes(nodes []mgmtapi.Node) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.nodeList = cloneNodes(nodes)
+	if h.nodeList == nil {
+		h.nodeList = []mgmtapi.Node{}
+	}
+}
+
+// cloneNodes returns a deep copy, so callers cannot change the handler's
+// nodes through their slices.
+func cloneNodes(nodes []mgmtapi.Node) []mgmtapi.Node {
+	if nodes == nil {
+		return nil
+	}
+	clone := make([]mgmtapi.Node, len(nodes))
+	for i, n := range nodes {
+		clone[i] = n
+		clone[i].Components = append([]mgmtapi.Component(nil), n.Components...)
+	}
+	return clone
+}
+
 // ClearFaults removes every scheduled fault.
 func (h *Handler) ClearFaults() {
 	h.mu.Lock()

@@ -43,7 +43,8 @@ type Options struct {
 	// that someone else keeps up to date with each node's components. The
 	// handler reads it at each status request and sets every component's
 	// reload success from its own apply results. Without it, the handler
-	// serves one node "mgmt" with the components mgmt, storage and core.
+	// serves the nodes of SetNodes, or else one node "mgmt" with the
+	// components mgmt, storage and core.
 	StatusFile string
 
 	// EnableControl serves the /_sim/ endpoints that add faults and dump
@@ -78,6 +79,7 @@ type Handler struct {
 	tokens   map[string]string // token to user name
 	faults   []*Fault
 	requests []Request
+	nodeList []mgmtapi.Node // set by SetNodes
 }
 
 // Request is one request as the handler recorded it. It holds no header,

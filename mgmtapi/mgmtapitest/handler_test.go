@@ -281,3 +281,25 @@ func newTestHandler(t *testing.T, opts Options) *Handler {
 	require.NoError(t, err)
 	return h
 }
+
+func TestSetNodes(t *testing.T) {
+	h := newTestHandler(t, Options{Users: map[string]string{"admin": "pw"}})
+	nodes := []mgmtapi.Node{
+		{Name: "mgmt-1", Role: "mgmt", Components: []mgmtapi.Component{{Name: "mgmt", Version: "4.9.0"}}},
+		{Name: "ha-1", Role: "ha", Components: []mgmtapi.Component{{Name: "ha", Version: "4.9.0"}}},
+	}
+	h.SetNodes(nodes)
+	nodes[0].Components[0].Version = "changed by the caller"
+	h.FailNodeReload("ha-1")
+	token := login(t, h, "pw")
+
+	rec := serve(h, http.MethodGet, "/api/status", token, nil)
+
+	require.Equal(t, http.StatusOK, rec.Code)
+	var status mgmtapi.Status
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &status))
+	require.Len(t, status.Nodes, 2)
+	assert.Equal(t, "4.9.0", status.Nodes[0].Components[0].Version)
+	assert.Equal(t, mgmtapi.ReloadUnknown, status.Nodes[0].Components[0].ReloadSuccess)
+	assert.Equal(t, []string{"ha-1"}, status.FailedReloads())
+}
