@@ -58,11 +58,11 @@ func Selections(names []string, overwriteConfig bool, adminPassword string) []Se
 // setSelections stores sels in the debconf database. The answers, and so
 // any password, go in on stdin; argv holds only the program name.
 func (m *Manager) setSelections(ctx context.Context, sels []Selection, secrets []string) error {
+	if err := checkSelections(sels); err != nil {
+		return err
+	}
 	var input strings.Builder
 	for _, s := range sels {
-		if strings.ContainsAny(s.Value, "\r\n") {
-			return fmt.Errorf("the answer to debconf question %s contains a line break; debconf answers are one line", s.Question)
-		}
 		input.WriteString(s.line())
 	}
 
@@ -73,6 +73,22 @@ func (m *Manager) setSelections(ctx context.Context, sels []Selection, secrets [
 	}
 	if _, err := m.runLocked(ctx, cmd); err != nil {
 		return fmt.Errorf("setting debconf answers: %w", err)
+	}
+	return nil
+}
+
+// checkSelections rejects answers that debconf-set-selections would read
+// differently: it ends a line at a line break, and it joins a line that
+// ends in a backslash with the next line, except on the last line.
+func checkSelections(sels []Selection) error {
+	for i, s := range sels {
+		if strings.ContainsAny(s.Value, "\r\n") {
+			return fmt.Errorf("the answer to debconf question %s contains a line break; debconf answers are one line", s.Question)
+		}
+		if strings.HasSuffix(s.Value, "\\") && i < len(sels)-1 {
+			return fmt.Errorf("the answer to debconf question %s ends in a backslash, which debconf-set-selections "+
+				"reads as a continued line; put it last or change it", s.Question)
+		}
 	}
 	return nil
 }

@@ -173,6 +173,9 @@ func selectionsFor(set Set, opts InstallOptions) ([]Selection, error) {
 				"would not be stored; leave the password out", sel.Question)
 		}
 	}
+	if err := checkSelections(sels); err != nil {
+		return nil, fmt.Errorf("installing packages: %w", err)
+	}
 	return sels, nil
 }
 

@@ -377,18 +377,41 @@ func TestInstallPasswordWithoutQuestion(t *testing.T) {
 }
 
 func TestInstallPasswordWithLineBreak(t *testing.T) {
-	fake := runnertest.New(t)
-	// Nothing reached debconf, so clearing has nothing to remove but
-	// still runs.
-	fake.Expect("debconf-set-selections")
-	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("true", ""))
-	m := &Manager{Runner: fake}
+	m := &Manager{Runner: runnertest.New(t)} // nothing may run
 
 	_, err := m.Install(context.Background(), testSet(), InstallOptions{AdminPassword: "a\nb"})
 
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "contains a line break")
-	assert.Equal(t, MgmtPackage+" "+AdminPasswordQuestion+" password \n", fake.Stdin(0))
+	assert.NotContains(t, err.Error(), "a\nb")
+}
+
+// debconf-set-selections joins a line ending in a backslash with the
+// next one, so the password line must be the last line of its input.
+func TestInstallPasswordEndingInBackslash(t *testing.T) {
+	const password = `pass\`
+	fake := runnertest.New(t)
+	fake.Expect("debconf-set-selections")
+	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("false", "***"))
+	expectUpgrade(fake)
+	fake.Expect("debconf-set-selections")
+	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("false", ""))
+	m := &Manager{Runner: fake}
+
+	_, err := m.Install(context.Background(), testSet(), InstallOptions{AdminPassword: password})
+
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(fake.Stdin(0), " password "+password+"\n"), fake.Stdin(0))
+}
+
+func TestCheckSelectionsBackslashNotLast(t *testing.T) {
+	sels := []Selection{
+		{Owner: "a", Question: "a/q", Type: "string", Value: `x\`},
+		{Owner: "a", Question: "a/r", Type: "boolean", Value: "true"},
+	}
+
+	assert.ErrorContains(t, checkSelections(sels), "a/q ends in a backslash")
+	assert.NoError(t, checkSelections(sels[1:]))
 }
 
 func TestInstallNotAtExpectedVersion(t *testing.T) {
