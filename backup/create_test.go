@@ -280,3 +280,41 @@ func TestCreateStreamsLargeFile(t *testing.T) {
 	_, err = Restore(context.Background(), bare, RestoreOptions{Root: t.TempDir()})
 	require.ErrorIs(t, err, ErrLimitExceeded, "without a manifest the ratio limit applies")
 }
+
+func TestCreateReportsProgress(t *testing.T) {
+	var reports []Progress
+	set, err := Create(context.Background(), Options{
+		Root: sampleRoot(t), Dir: t.TempDir(),
+		Progress: func(p Progress) { reports = append(reports, p) },
+	})
+	require.NoError(t, err)
+
+	require.Len(t, reports, len(set.Manifest.Members))
+	last := reports[len(reports)-1]
+	assert.Equal(t, "create", last.Op)
+	assert.Equal(t, last.TotalFiles, last.Files)
+	assert.Equal(t, last.TotalBytes, last.Bytes)
+	for i := 1; i < len(reports); i++ {
+		assert.GreaterOrEqual(t, reports[i].Bytes, reports[i-1].Bytes)
+	}
+}
+
+func TestCreateCancelledLeavesNoSet(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	calls := 0
+	_, err := Create(ctx, Options{
+		Root: sampleRoot(t), Dir: dir,
+		Progress: func(Progress) {
+			calls++
+			if calls == 5 {
+				cancel()
+			}
+		},
+	})
+
+	require.ErrorIs(t, err, context.Canceled)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}

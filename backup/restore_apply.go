@@ -87,7 +87,9 @@ func (r *restorer) closeDirs() {
 func (r *restorer) stage(ctx context.Context) error {
 	r.progressState = Progress{Op: "restore", TotalFiles: len(r.writes)}
 	for _, i := range r.writes {
-		r.progressState.TotalBytes += int64(r.members[i].file.UncompressedSize64)
+		if r.members[i].typ == TypeFile {
+			r.progressState.TotalBytes += int64(r.members[i].file.UncompressedSize64)
+		}
 	}
 	for _, d := range r.sortedDirs() {
 		if err := r.ensureDir(d); err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -336,4 +337,28 @@ func TestRestoreDiskFull(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ENOSPC)
 	assert.Contains(t, err.Error(), "nothing was kept")
 	assert.Equal(t, before, snapshot(t, dest))
+}
+
+func TestRestoreReportsProgress(t *testing.T) {
+	set := createSet(t, sampleRoot(t), TopologySingle)
+	var mu sync.Mutex
+	var last Progress
+	calls := 0
+
+	report, err := Restore(context.Background(), set.ArchivePath(), RestoreOptions{
+		Root: t.TempDir(),
+		Progress: func(p Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			last = p
+		},
+	})
+
+	require.NoError(t, err)
+	assert.Equal(t, report.Files+report.Links, calls)
+	assert.Equal(t, "restore", last.Op)
+	assert.Equal(t, last.TotalFiles, last.Files)
+	assert.Equal(t, report.Bytes, last.Bytes)
+	assert.Equal(t, last.TotalBytes, last.Bytes)
 }
