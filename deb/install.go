@@ -64,11 +64,12 @@ var ErrNotInstalled = errors.New("deb: package not installed at the expected ver
 // Unless opts.Interactive is set, nothing waits on a prompt: the debconf
 // answers to the questions the packages define are stored with
 // debconf-set-selections (on stdin) and confirmed with
-// debconf-get-selections, dpkg runs with DEBIAN_FRONTEND=noninteractive
-// added to its environment, stdin from /dev/null, and --force-confdef
+// debconf-get-selections, or with debconf-communicate where debconf-utils
+// is not installed. dpkg runs with DEBIAN_FRONTEND=noninteractive added to
+// its environment, stdin from /dev/null, and --force-confdef
 // --force-confold, which keeps every locally modified configuration file.
-// Packages an earlier run left half-configured are configured first with
-// the same options. Afterwards Install reports each .dpkg-dist file that
+// Packages of the set that an earlier run left unpacked or half-configured
+// are configured first with the same options. Afterwards Install reports each .dpkg-dist file that
 // appeared, checks that every package is installed at the set's version,
 // and removes a given admin password from the debconf database. A held
 // dpkg lock is waited for up to Manager.LockWait.
