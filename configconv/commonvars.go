@@ -171,10 +171,7 @@ func scalarSpan(content []byte, lineStarts []int, node *yaml.Node) (replacement,
 	case node.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
 		return replacement{}, fmt.Errorf("the value is a block scalar; set it by hand")
 	default:
-		end = plainEnd(line, start)
-		if line[start:end] != node.Value {
-			end = -1
-		}
+		end = plainEnd(line, start, node.Value)
 	}
 	if end < 0 {
 		return replacement{}, fmt.Errorf("the value spans lines; set it by hand")
@@ -216,18 +213,16 @@ func quotedEnd(line string, start int, quote byte) int {
 	return -1
 }
 
-// plainEnd returns the offset after the single-line plain scalar starting
-// at line[start]: the scalar ends before a comment (a "#" after a blank)
-// or the line end, without trailing blanks.
-func plainEnd(line string, start int) int {
-	end := len(strings.TrimRight(line, "\r"))
-	if i := strings.Index(line[start:], " #"); i >= 0 {
-		end = start + i
+// plainEnd returns the offset after the plain scalar value starting at
+// line[start], or -1 when the source differs from the value. A single-line
+// plain scalar has no escapes, so its source is the value itself, in block
+// and in flow context alike. A scalar continued on the next line has a
+// folded value that the line does not contain.
+func plainEnd(line string, start int, value string) int {
+	if !strings.HasPrefix(line[start:], value) {
+		return -1
 	}
-	if i := strings.Index(line[start:], "\t#"); i >= 0 && start+i < end {
-		end = start + i
-	}
-	return start + len(strings.TrimRight(line[start:end], " \t"))
+	return start + len(value)
 }
 
 // formatScalar writes value in style when that reads back as the same

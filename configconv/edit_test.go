@@ -134,6 +134,8 @@ func TestSetYAMLValuesStyles(t *testing.T) {
 		{"non-ascii before value", "ü: x\na: x\n", "ü", "z", "ü: z\na: x\n"},
 		{"same value untouched", "a:   x  # c\n", "a", "x", "a:   x  # c\n"},
 		{"tab before comment", "a: x\t# c\n", "a", "z", "a: z\t# c\n"},
+		{"inside flow mapping", "c: {d: {t: 4.8.0}, e: 1}\n", "c.d.t", "4.9.0", "c: {d: {t: 4.9.0}, e: 1}\n"},
+		{"inside flow with blanks", "c: { t: 4.8.0 , e: 1 }\n", "c.t", "4.9.0", "c: { t: 4.9.0 , e: 1 }\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
