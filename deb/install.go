@@ -68,8 +68,8 @@ var ErrNotInstalled = errors.New("deb: package not installed at the expected ver
 // is not installed. dpkg runs with DEBIAN_FRONTEND=noninteractive added to
 // its environment, stdin from /dev/null, and --force-confdef
 // --force-confold, which keeps every locally modified configuration file.
-// Packages of the set that an earlier run left unpacked or half-configured
-// are configured first with the same options. Afterwards Install reports each .dpkg-dist file that
+// When an earlier run left a package of the set unpacked or
+// half-configured, "dpkg --configure -a" runs first with the same options. Afterwards Install reports each .dpkg-dist file that
 // appeared, checks that every package is installed at the set's version,
 // and removes a given admin password from the debconf database. A held
 // dpkg lock is waited for up to Manager.LockWait.
