@@ -28,9 +28,13 @@ func mgmtFake(t *testing.T, opts mgmtapitest.Options) *mgmtapitest.Server {
 }
 
 // runMgmtCLI runs the CLI with stdin and returns the exit code, stdout and
-// stderr.
+// stderr. It puts back PAS_ADMIN_PASSWORD, which the CLI removes from its
+// environment once read, so a test can run several commands.
 func runMgmtCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
+	if password, ok := os.LookupEnv(passwordEnv); ok {
+		defer os.Setenv(passwordEnv, password)
+	}
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), args, streams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
 	return code, out.String(), errOut.String()

@@ -97,6 +97,18 @@ func TestPasswordSources(t *testing.T) {
 	}
 }
 
+func TestPasswordEnvIsRemoved(t *testing.T) {
+	t.Setenv(passwordEnv, "from-env")
+	a, _ := passwordTestApp(t, nil, "", false)
+
+	got, err := resolvePassword(a, "", "admin")
+
+	require.NoError(t, err)
+	assert.Equal(t, "from-env", got)
+	_, stillSet := os.LookupEnv(passwordEnv)
+	assert.False(t, stillSet, "child processes would inherit the password")
+}
+
 func TestPasswordMissingFile(t *testing.T) {
 	a, _ := passwordTestApp(t, nil, "", false)
 	_, err := resolvePassword(a, filepath.Join(t.TempDir(), "missing"), "admin")

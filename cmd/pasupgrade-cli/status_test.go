@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pasops/pasupgrade/mgmtapi"
 	"github.com/pasops/pasupgrade/mgmtapi/mgmtapitest"
 )
 
@@ -173,4 +175,28 @@ func freePort(t *testing.T) string {
 	_, port, err := net.SplitHostPort(ln.Addr().String())
 	require.NoError(t, err)
 	return port
+}
+
+func TestStatusJSON(t *testing.T) {
+	srv := mgmtFake(t, mgmtapitest.Options{})
+	srv.FailNodeReload("mgmt")
+
+	code, out, _ := runMgmtCLI(t, "", "--json", "status", "--mgmt-url", srv.URL)
+
+	assert.Equal(t, exitCheckFailed, code)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, "one status event and one error event")
+	var ev struct {
+		Type string `json:"type"`
+		Data struct {
+			Nodes         []mgmtapi.Node `json:"nodes"`
+			FailedReloads []string       `json:"failed_reloads"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &ev))
+	assert.Equal(t, "status", ev.Type)
+	assert.Equal(t, []string{"mgmt"}, ev.Data.FailedReloads)
+	require.Len(t, ev.Data.Nodes, 1)
+	assert.Len(t, ev.Data.Nodes[0].Components, 3)
+	assert.Contains(t, lines[1], `"type":"error"`)
 }
