@@ -68,6 +68,10 @@ type DockerRunner struct {
 	Transcript io.Writer
 	// Logger receives progress and cleanup logs. Nil discards them.
 	Logger *slog.Logger
+	// PullStatus, when set, is called with each status line of an image
+	// pull, such as "Pulling from pas/tool", so a caller can show that a
+	// slow pull is under way.
+	PullStatus func(image, status string)
 
 	// created, when set, is called with the ID of each created container.
 	created func(id string)

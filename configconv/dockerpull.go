@@ -95,6 +95,9 @@ func (d *DockerRunner) pull(ctx context.Context, ref string, options image.PullO
 	defer stream.Close()
 	return readProgress(stream, func(status string) {
 		d.logger().Debug("pull progress", "image", ref, "status", status)
+		if d.PullStatus != nil {
+			d.PullStatus(ref, status)
+		}
 	})
 }
 

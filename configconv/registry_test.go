@@ -144,13 +144,17 @@ func TestDockerRunnerPullCredentials(t *testing.T) {
 				Credentials: DockerConfig{Dir: writeDockerConfig(t, tt.config)},
 				NamePrefix:  testPrefix,
 			}
+			var statuses []string
+			d.PullStatus = func(image, status string) {
+				assert.Equal(t, tt.image, image)
+				statuses = append(statuses, status)
+			}
 			t.Cleanup(func() { untag(t, cli, tt.image) })
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			code, err := d.Run(ctx, Invocation{Args: []string{"exit", "0"}, WorkDir: t.TempDir()})
 			if tt.wantErr != nil {
-				t.Log(err)
 				require.ErrorIs(t, err, tt.wantErr)
 				assert.Contains(t, err.Error(), tt.wantMsg)
 				assert.NotContains(t, err.Error(), password)
@@ -158,6 +162,7 @@ func TestDockerRunnerPullCredentials(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, 0, code)
+			assert.NotEmpty(t, statuses, "pull progress is reported")
 		})
 	}
 }

@@ -184,7 +184,16 @@ func (f *toolFlags) toolRunner(a *app) (configconv.ToolRunner, error) {
 				return nil, usageErrorf("invalid --run-as: %v", err)
 			}
 		}
-		return &configconv.DockerRunner{Client: cli, Image: f.image, User: userID, Logger: a.logger}, nil
+		announced := false
+		return &configconv.DockerRunner{
+			Client: cli, Image: f.image, User: userID, Logger: a.logger,
+			PullStatus: func(image, _ string) {
+				if !announced {
+					a.printer.Infof("pulling %s", image)
+					announced = true
+				}
+			},
+		}, nil
 	case "host":
 		command := f.hostCommand
 		if command == "" && a.root != "/" {
