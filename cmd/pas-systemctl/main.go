@@ -24,9 +24,10 @@
 //
 // When /etc/pas-lab/node.json names a status file, every state change
 // rewrites this node's entry in it: the JSON the management simulator's
-// --status-file option reads, with one component per installed PAS unit
-// (core, mgmt, storage, ha), its package version from dpkg-query and its
-// state (running, stopped or failed).
+// --status-file option reads. It lists one component per PAS unit in use,
+// that is enabled or started at least once (core, mgmt, storage, ha), with
+// its package version from dpkg-query and its state (running, stopped or
+// failed).
 //
 // Changing commands need root, as systemctl without polkit does. Exit
 // codes follow systemctl: 0 success, 1 failure, 3 not active (is-active,

@@ -202,12 +202,13 @@ func stopUnit(env *environment, u *unit) error {
 }
 
 // waitEnded waits until the supervisor recorded the end of the process
-// started as s, or until timeout.
+// started as s and exited, or until timeout. Waiting for the supervisor's
+// exit makes stop return only when nothing of the unit writes any more.
 func waitEnded(env *environment, unit string, s unitState, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		now := readState(env, unit)
-		if !now.active() {
+		if !now.active() && !alive(s.SupervisorPID) {
 			return true
 		}
 		if !alive(s.MainPID) && !alive(s.SupervisorPID) {

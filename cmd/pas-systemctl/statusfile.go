@@ -117,11 +117,16 @@ func writeStatusFile(env *environment) error {
 	return writeAtomic(cfg.StatusFile, append(out, '\n'), 0o644)
 }
 
-// nodeComponents lists the installed PAS units with their state.
+// nodeComponents lists the PAS units in use with their state. A unit is in
+// use when it is enabled or has been started; the core package ships the
+// HA unit to nodes that never run HA, and those must not report it.
 func nodeComponents(env *environment) []Component {
 	components := []Component{}
 	for _, p := range pasUnits {
 		if _, err := loadUnit(env, p.unit); err != nil {
+			continue
+		}
+		if _, err := os.Stat(statePath(env, p.unit)); err != nil && !enabled(env, p.unit) {
 			continue
 		}
 		state := "stopped"

@@ -189,8 +189,12 @@ func TestStatusFile(t *testing.T) {
 	s.writeFile("lab/status.json", `{"nodes":[{"name":"core-1","role":"core","components":[]}]}`)
 	s.writeUnit("proxedo-api-security-mgmt", "[Service]\nExecStart=/bin/sleep 300\n")
 	s.writeUnit("proxedo-api-security-storage", "[Service]\nExecStart=/bin/sleep 300\n")
+	// Installed but neither enabled nor started, as HA on a node without HA.
+	s.writeUnit("proxedo-api-security-ha", "[Service]\nExecStart=/bin/sleep 300\n")
+	code, out := s.run("enable", "proxedo-api-security-storage")
+	require.Equal(t, exitOK, code, out)
 
-	code, out := s.run("start", "proxedo-api-security-mgmt")
+	code, out = s.run("start", "proxedo-api-security-mgmt")
 	require.Equal(t, exitOK, code, out)
 
 	var st Status
@@ -202,7 +206,7 @@ func TestStatusFile(t *testing.T) {
 	mgmt := st.Nodes[1]
 	assert.Equal(t, "mgmt-1", mgmt.Name)
 	assert.Equal(t, "mgmt", mgmt.Role)
-	require.Len(t, mgmt.Components, 2, "one component per installed PAS unit")
+	require.Len(t, mgmt.Components, 2, "one component per PAS unit in use")
 	assert.Equal(t, Component{Name: "mgmt", State: "running"}, mgmt.Components[0])
 	assert.Equal(t, Component{Name: "storage", State: "stopped"}, mgmt.Components[1])
 

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -114,6 +115,15 @@ func TestSingleNodeLab(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	assert.Equal(t, http.StatusOK, loginStatus(t, l.MgmtURL(), password))
 	assert.Equal(t, http.StatusUnauthorized, loginStatus(t, l.MgmtURL(), password+"x"))
+
+	// The components run as pas, and the management API reports them
+	// from the status file that the systemctl stand-in keeps.
+	_, err = mgmt.Run(ctx, runner.Command{Argv: []string{"pgrep", "-u", "pas", "-f", "pas-mgmt-sim"}})
+	assert.NoError(t, err, "the management simulator must run as pas")
+	components := apiComponents(t, l.MgmtURL(), password)
+	assert.Equal(t, map[string]string{
+		"mgmt": "running 4.8.0", "storage": "running 4.8.0", "core": "running 4.8.0",
+	}, components)
 
 	// Services stop and start as real processes: core stops answering
 	// when stopped, and pas restarts mgmt through the package's sudoers
@@ -308,4 +318,41 @@ func TestUpWithoutMirror(t *testing.T) {
 	assert.Contains(t, err.Error(), "pas-lab up --mirror URL")
 	_, statErr := os.Stat(opts.Dir)
 	assert.True(t, os.IsNotExist(statErr), "a failed up must remove the lab directory")
+}
+
+// apiComponents logs in to the management API and returns the components
+// of its status reply as "STATE VERSION" by name.
+func apiComponents(t *testing.T, baseURL, password string) map[string]string {
+	t.Helper()
+	body := strings.NewReader(`{"username":"admin","password":"` + password + `"}`)
+	resp, err := http.Post(baseURL+"/api/login", "application/json", body)
+	require.NoError(t, err)
+	var login struct {
+		Token string `json:"token"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&login))
+	resp.Body.Close()
+
+	req, err := http.NewRequest(http.MethodGet, baseURL+"/api/status", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+login.Token)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var status struct {
+		Nodes []struct {
+			Components []struct {
+				Name, Version, State string
+			} `json:"components"`
+		} `json:"nodes"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&status))
+	components := map[string]string{}
+	for _, n := range status.Nodes {
+		for _, c := range n.Components {
+			components[c.Name] = c.State + " " + c.Version
+		}
+	}
+	return components
 }
