@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -171,6 +172,16 @@ func serve(ctx context.Context, c config, logOut io.Writer, ready chan<- string)
 		return err
 	}
 
+	// Load the key pair before listening, so a bad file fails the start.
+	var tlsConfig *tls.Config
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading --tls-cert and --tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listening on --listen %s: %w", c.listen, err)
@@ -178,6 +189,7 @@ func serve(ctx context.Context, c config, logOut io.Writer, ready chan<- string)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	scheme := "http"
@@ -192,8 +204,8 @@ func serve(ctx context.Context, c config, logOut io.Writer, ready chan<- string)
 
 	errc := make(chan error, 1)
 	go func() {
-		if c.tlsCert != "" {
-			errc <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey)
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}

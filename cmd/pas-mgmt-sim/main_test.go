@@ -234,6 +234,21 @@ func TestSimulatorStatusFile(t *testing.T) {
 	assert.Equal(t, []string{"core-1"}, got.FailedReloads())
 }
 
+func TestSimulatorRejectsBadKeyPair(t *testing.T) {
+	dir := t.TempDir()
+	certFile := filepath.Join(dir, "cert.pem")
+	require.NoError(t, os.WriteFile(certFile, []byte("not a certificate"), 0o600))
+	c := config{
+		listen: "127.0.0.1:0", htpasswd: writeHtpasswd(t, mgmtapitest.HtpasswdSHA("admin", "pw")),
+		stateDir: t.TempDir(), version: "4.8.0", tlsCert: certFile, tlsKey: certFile,
+	}
+
+	err := serve(context.Background(), c, io.Discard, nil)
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "loading --tls-cert and --tls-key")
+}
+
 func TestSimulatorServesTLS(t *testing.T) {
 	ca, err := mgmtapitest.NewCA()
 	require.NoError(t, err)
