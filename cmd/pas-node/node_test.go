@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -393,4 +399,54 @@ func TestSetImageTagKeepsFormat(t *testing.T) {
 			assert.Equal(t, "4.9.0", tag)
 		})
 	}
+}
+
+func TestStorageCheckconfigWarnsGroupReadablePEM(t *testing.T) {
+	tests := []struct {
+		installed string
+		mode      os.FileMode
+		warn      bool
+	}{
+		{version490, 0o640, true},
+		{version490, 0o600, false},
+		{version480, 0o640, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s_%04o", tt.installed, tt.mode), func(t *testing.T) {
+			n := newNode(t)
+			n.install(components["storage"], tt.installed, tt.installed, 19200)
+			writeTestCertificate(t, n)
+			for _, name := range []string{"storage.pem", "storage-key.pem"} {
+				require.NoError(t, os.Chmod(filepath.Join(n.root, "/opt/balasys/etc/storage/certs", name), tt.mode))
+			}
+
+			code, stdout, stderr := n.run("", "pas-storage-checkconfig")
+
+			require.Equal(t, 0, code, stderr)
+			assert.Contains(t, stdout, "storage: configuration OK")
+			if tt.warn {
+				assert.Contains(t, stderr, "storage: warning: /opt/balasys/etc/storage/certs/storage.pem has mode 0640")
+				assert.Contains(t, stderr, `find "/opt/balasys/etc/storage/" -type f -name '*.pem' -exec chmod 600 {} +`)
+			} else {
+				assert.Empty(t, stderr)
+			}
+		})
+	}
+}
+
+// writeTestCertificate writes a self-signed certificate and key where the
+// storage configuration of configText expects them.
+func writeTestCertificate(t *testing.T, n *node) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	template := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	n.write("/opt/balasys/etc/storage/certs/storage.pem",
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	n.write("/opt/balasys/etc/storage/certs/storage-key.pem",
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
 }

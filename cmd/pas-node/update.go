@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,9 +92,39 @@ func checkCommand(name string) func(*environment, []string) error {
 		if len(problems) > 0 {
 			return fmt.Errorf("%d problem(s) in the %s configuration", len(problems), c.name)
 		}
+		if c.name == "storage" {
+			warnGroupReadableCertificates(env)
+		}
 		fmt.Fprintf(env.stdout, "%s: configuration OK\n", c.name)
 		return nil
 	}
+}
+
+// storageConfigDir is the tree whose certificates 4.9.0 makes owner-only.
+const storageConfigDir = "/opt/balasys/etc/storage"
+
+// warnGroupReadableCertificates warns about *.pem files under the storage
+// configuration that others than their owner may read. 4.9.0 creates its
+// certificates with mode 0600 but leaves existing ones alone, so this is
+// a warning and not a problem.
+func warnGroupReadableCertificates(env *environment) {
+	installed, err := installedVersion(env, components["storage"])
+	if err != nil || installed == version480 {
+		return
+	}
+	root := env.path(storageConfigDir)
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(path, ".pem") {
+			return nil
+		}
+		info, err := d.Info()
+		if err == nil && info.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(env.stderr, "storage: warning: %s has mode %04o; to make it readable by "+
+				"its owner only, run: find %q -type f -name '*.pem' -exec chmod 600 {} +\n",
+				storageConfigDir+strings.TrimPrefix(path, root), info.Mode().Perm(), storageConfigDir+"/")
+		}
+		return nil
+	})
 }
 
 // checkComponent returns what keeps c from starting with its current files.
