@@ -93,6 +93,9 @@ func importFakeTool(cli *client.Client) error {
 		return err
 	}
 
+	// A run that was killed before TestMain's cleanup left the tag behind;
+	// removing it first keeps the new import from leaving a dangling image.
+	_, _ = cli.ImageRemove(context.Background(), testImage, image.RemoveOptions{Force: true, PruneChildren: true})
 	out, err := cli.ImageImport(context.Background(),
 		image.ImportSource{Source: &archive, SourceName: "-"}, testImage,
 		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/tool"]`}})
