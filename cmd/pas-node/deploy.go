@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -27,6 +28,9 @@ const (
 	sshDir         = "/opt/balasys/.ssh"
 	remoteDebDir   = "/tmp"
 )
+
+// validTag matches the image tags pas-mgmt-deploy-core accepts.
+var validTag = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._-]*$`)
 
 // deployOptions are pas-mgmt-deploy-core's flags.
 type deployOptions struct {
@@ -123,6 +127,11 @@ func (d *deployer) run(opts deployOptions) error {
 	if tag == "" {
 		return fmt.Errorf("%s: common.docker.PAS_IMAGE_TAG is missing", commonVarsFile)
 	}
+	// The tag goes into remote shell commands.
+	if !validTag.MatchString(tag) {
+		return fmt.Errorf("%s: common.docker.PAS_IMAGE_TAG %q is not a version such as 4.9.0",
+			commonVarsFile, tag)
+	}
 	var coreDebs, haDebs []string
 	if opts.deployCore {
 		coreDebs = []string{d.vars.StorageDebPath, d.vars.CoreDebPath}
@@ -150,16 +159,18 @@ func (d *deployer) run(opts deployOptions) error {
 		{opts.restartCore, "core", d.restart("proxedo-api-security")},
 		{opts.restartHA, "ha", d.restart("proxedo-api-security-ha")},
 	}
+	// Every group is checked before the first node is changed.
+	for _, step := range steps {
+		if step.enabled && len(d.groups[step.group]) == 0 {
+			return fmt.Errorf("%s has no hosts in group %q; add the %s nodes under all.children.%s.hosts",
+				inventoryFile, step.group, step.group, step.group)
+		}
+	}
 	for _, step := range steps {
 		if !step.enabled {
 			continue
 		}
-		hosts := d.groups[step.group]
-		if len(hosts) == 0 {
-			return fmt.Errorf("%s has no hosts in group %q; add the %s nodes under all.children.%s.hosts",
-				inventoryFile, step.group, step.group, step.group)
-		}
-		for _, h := range hosts {
+		for _, h := range d.groups[step.group] {
 			if err := step.run(h); err != nil {
 				return fmt.Errorf("node %s (%s): %w", h.Name, h.Addr, err)
 			}

@@ -118,6 +118,11 @@ func TestDeployCoreRejects(t *testing.T) {
 		{"no key", "4.9.0", func(n *node) {
 			require.NoError(t, os.Remove(filepath.Join(n.root, sshDir, "id_ed25519")))
 		}, []string{"--restart-core"}, 1, "no SSH key"},
+		{"core and missing HA group", "4.9.0", nil, []string{"--restart-core", "--restart-ha"}, 1,
+			`has no hosts in group "ha"`},
+		{"tag with shell characters", "4.9.0", func(n *node) {
+			n.write(commonVarsFile, "common:\n  docker:\n    PAS_IMAGE_TAG: 4.9.0;reboot\n")
+		}, []string{"--restart-core"}, 1, `PAS_IMAGE_TAG "4.9.0;reboot" is not a version`},
 		{"no tag", "4.9.0", func(n *node) {
 			n.write(commonVarsFile, "core_deb_path: /tmp/x.deb\n")
 		}, []string{"--restart-core"}, 1, "common.docker.PAS_IMAGE_TAG is missing"},
