@@ -123,6 +123,7 @@ func TestDockerRunnerPullCredentials(t *testing.T) {
 		wantMsg string
 	}{
 		{"auth field", `{"auths":{"` + host + `":{"auth":"` + auth(user, password) + `"}}}`, "", ref, nil, ""},
+		{"DOCKER_CONFIG variable", `{"auths":{"` + host + `":{"auth":"` + auth(user, password) + `"}}}`, "", ref, nil, ""},
 		{"cred helper", `{"credHelpers":{"` + host + `":"cctest"}}`,
 			`{"ServerURL":"` + host + `","Username":"` + user + `","Secret":"` + password + `"}`, ref, nil, ""},
 		{"creds store", `{"credsStore":"cctest"}`,
@@ -143,6 +144,11 @@ func TestDockerRunnerPullCredentials(t *testing.T) {
 				Image:       tt.image,
 				Credentials: DockerConfig{Dir: writeDockerConfig(t, tt.config)},
 				NamePrefix:  testPrefix,
+			}
+			if tt.name == "DOCKER_CONFIG variable" {
+				// The default source reads the directory the variable names.
+				t.Setenv("DOCKER_CONFIG", writeDockerConfig(t, tt.config))
+				d.Credentials = nil
 			}
 			var statuses []string
 			d.PullStatus = func(image, status string) {
