@@ -217,8 +217,12 @@ func (d *deployer) install(h host, debs []string, after string) error {
 		}
 	}
 	fmt.Fprintf(d.env.stdout, "%s: installing %s\n", h.Name, strings.Join(remote, " "))
+	quoted := make([]string, len(remote))
+	for i, path := range remote {
+		quoted[i] = shellQuote(path)
+	}
 	install := "sudo -n DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold " +
-		strings.Join(remote, " ") + " </dev/null"
+		strings.Join(quoted, " ") + " </dev/null"
 	if err := d.ssh(h, install); err != nil {
 		return err
 	}
@@ -260,6 +264,14 @@ func (d *deployer) command(stdin io.Reader, name string, args ...string) error {
 
 func (h host) target() string {
 	return h.User + "@" + h.Addr
+}
+
+// shellQuote quotes s for a POSIX shell, leaving plain paths unquoted.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // readInventory returns the hosts of each group under all.children.

@@ -190,3 +190,16 @@ func TestDeployStopsAtFailedSSH(t *testing.T) {
 	assert.Contains(t, stderr, "node core-1 (127.0.0.1): ssh sudo -n systemctl restart proxedo-api-security: exit status 255")
 	assert.Len(t, calls(t, log), 1, "the second node is not tried after the first fails")
 }
+
+func TestShellQuote(t *testing.T) {
+	tests := map[string]string{
+		"/tmp/proxedo-api-security_4.9.0_all.deb": "/tmp/proxedo-api-security_4.9.0_all.deb",
+		"/tmp/a b.deb":                            "'/tmp/a b.deb'",
+		"/tmp/x;reboot.deb":                       "'/tmp/x;reboot.deb'",
+		"it's":                                    `'it'\''s'`,
+		"":                                        "''",
+	}
+	for in, want := range tests {
+		assert.Equal(t, want, shellQuote(in), in)
+	}
+}
