@@ -194,10 +194,10 @@ func TestDeployStopsAtFailedSSH(t *testing.T) {
 func TestShellQuote(t *testing.T) {
 	tests := map[string]string{
 		"/tmp/proxedo-api-security_4.9.0_all.deb": "/tmp/proxedo-api-security_4.9.0_all.deb",
-		"/tmp/a b.deb":                            "'/tmp/a b.deb'",
-		"/tmp/x;reboot.deb":                       "'/tmp/x;reboot.deb'",
-		"it's":                                    `'it'\''s'`,
-		"":                                        "''",
+		"/tmp/a b.deb":      "'/tmp/a b.deb'",
+		"/tmp/x;reboot.deb": "'/tmp/x;reboot.deb'",
+		"it's":              `'it'\''s'`,
+		"":                  "''",
 	}
 	for in, want := range tests {
 		assert.Equal(t, want, shellQuote(in), in)
