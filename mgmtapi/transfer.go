@@ -63,13 +63,18 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 	if c.progress != nil {
 		dst = &progressWriter{w: dst, total: resp.ContentLength, report: c.progress}
 	}
-	n, err := io.Copy(dst, resp.Body)
+	body := &readErrorRecorder{r: resp.Body}
+	n, err := io.Copy(dst, body)
 	exp.Size = n
+	if err != nil && body.err != nil && ctx.Err() == nil {
+		// The server or the network broke off the body, not the writer.
+		err = fmt.Errorf("%w: %w", errBodyInterrupted, err)
+	}
 	declared := resp.ContentLength
 	switch {
 	case err != nil && declared >= 0:
 		return exp, fmt.Errorf("exporting the %s configuration: %w: the file from %s ended after %d of %d "+
-			"bytes: %v", kind, ErrInvalidReply, c.urlOf(req.path), n, declared, err)
+			"bytes: %w", kind, ErrInvalidReply, c.urlOf(req.path), n, declared, err)
 	case err != nil:
 		return exp, fmt.Errorf("exporting the %s configuration: transfer from %s failed after %d bytes: %w",
 			kind, c.urlOf(req.path), n, err)
@@ -84,11 +89,32 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 	return exp, nil
 }
 
+// errBodyInterrupted marks an export whose body broke off while it was
+// read, which a new download may fix.
+var errBodyInterrupted = errors.New("transfer interrupted")
+
+// readErrorRecorder keeps the error of the reader, so a failed copy can
+// tell a broken body from a failed write.
+type readErrorRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrorRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+	return n, err
+}
+
 // ExportConfigFile exports the configuration of kind to path, or into the
 // directory path under the server's file name. It writes a temporary file
 // in the same directory and renames it into place once the whole file
 // arrived with the declared length. So a failure leaves no partial file,
-// and an existing file is replaced only by a complete one.
+// and an existing file is replaced only by a complete one. An export that
+// breaks off mid-body is downloaded again from the start, at most
+// RetryPolicy.MaxRetries times, because the temporary file can be emptied.
 func (c *Client) ExportConfigFile(ctx context.Context, kind, path string) (Export, string, error) {
 	dir, target := path, ""
 	if info, err := os.Stat(path); err != nil || !info.IsDir() {
@@ -100,7 +126,7 @@ func (c *Client) ExportConfigFile(ctx context.Context, kind, path string) (Expor
 	}
 	defer os.Remove(tmp.Name())
 
-	exp, err := c.ExportConfig(ctx, kind, tmp)
+	exp, err := c.exportRetrying(ctx, kind, tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -118,6 +144,29 @@ func (c *Client) ExportConfigFile(ctx context.Context, kind, path string) (Expor
 		return exp, "", fmt.Errorf("exporting the %s configuration: %w", kind, err)
 	}
 	return exp, target, nil
+}
+
+// exportRetrying exports into tmp, starting again with an empty file when
+// the body breaks off.
+func (c *Client) exportRetrying(ctx context.Context, kind string, tmp *os.File) (Export, error) {
+	for attempt := 0; ; attempt++ {
+		exp, err := c.ExportConfig(ctx, kind, tmp)
+		if err == nil || !errors.Is(err, errBodyInterrupted) || attempt >= c.retry.MaxRetries {
+			return exp, err
+		}
+		wait := c.retry.backoff(attempt)
+		c.log.Warn("export broke off; downloading again", "kind", kind, "bytes", exp.Size,
+			"retry", attempt+1, "of", c.retry.MaxRetries, "wait", wait, "error", err)
+		if err := c.sleep(ctx, wait); err != nil {
+			return exp, fmt.Errorf("exporting the %s configuration: %w", kind, err)
+		}
+		if err := tmp.Truncate(0); err != nil {
+			return exp, fmt.Errorf("exporting the %s configuration: %w", kind, err)
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return exp, fmt.Errorf("exporting the %s configuration: %w", kind, err)
+		}
+	}
 }
 
 // fileNameOf returns the file name of a Content-Disposition header as a

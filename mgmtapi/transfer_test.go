@@ -92,7 +92,7 @@ func TestExportFailureKeepsNoPartialFile(t *testing.T) {
 		fault func(*mgmtapitest.Server)
 		want  string
 	}{
-		{"dropped mid-body", func(s *mgmtapitest.Server) { s.DropNext("/api/config/export", 1, 100) },
+		{"always dropped mid-body", func(s *mgmtapitest.Server) { s.DropNext("/api/config/export", -1, 100) },
 			"ended after 100 of 4096 bytes"},
 		{"HTML page with 200", func(s *mgmtapitest.Server) { s.FailNextHTML("/api/config/export", 1, 200) },
 			"text/html"},
@@ -119,6 +119,39 @@ func TestExportFailureKeepsNoPartialFile(t *testing.T) {
 			assert.Equal(t, "previous export\n", string(data))
 		})
 	}
+}
+
+func TestExportFileDownloadsAgainAfterDrop(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	require.NoError(t, srv.SetRunningConfigSize(1<<20))
+	c, s := loggedIn(t, srv.URL)
+	srv.DropNext("/api/config/export", 2, 4096)
+	path := filepath.Join(t.TempDir(), "running.yaml")
+
+	exp, _, err := c.ExportConfigFile(context.Background(), mgmtapi.ExportKindRunning, path)
+
+	require.NoError(t, err)
+	want, err := srv.RunningConfig()
+	require.NoError(t, err)
+	assert.Equal(t, want.SHA256, exp.SHA256)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, want.SHA256, sha256Hex(data), "the file keeps bytes of a broken attempt")
+	assert.Len(t, srv.RequestsTo(http.MethodGet, "/api/config/export"), 3)
+	assert.Len(t, s.recorded(), 2)
+}
+
+func TestExportIntoWriterIsNotRepeated(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	require.NoError(t, srv.SetRunningConfigSize(1<<20))
+	c, _ := loggedIn(t, srv.URL)
+	srv.DropNext("/api/config/export", 1, 4096)
+
+	_, err := c.ExportConfig(context.Background(), mgmtapi.ExportKindRunning, io.Discard)
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ended after 4096 of 1048576 bytes")
+	assert.Len(t, srv.RequestsTo(http.MethodGet, "/api/config/export"), 1)
 }
 
 func TestExportDropBeforeBodyIsRetried(t *testing.T) {
