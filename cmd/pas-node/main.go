@@ -30,7 +30,7 @@ import (
 	"slices"
 )
 
-// command is one name the binary answers to.
+// command is what the binary does when started under one name.
 type command struct {
 	run   func(env *environment, args []string) error
 	usage string

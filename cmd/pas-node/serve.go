@@ -98,7 +98,7 @@ func serveComponent(ctx context.Context, env *environment, c component, logger *
 }
 
 // coreHandler returns the proxy: a reverse proxy to upstream when one is
-// configured, otherwise a fixed answer naming the version.
+// configured, otherwise a fixed response naming the version.
 func coreHandler(s settings) (http.Handler, error) {
 	upstream := s.values["upstream"]
 	if upstream == "" {
@@ -150,7 +150,7 @@ func runMgmtCommand(env *environment, args []string) error {
 	return fmt.Errorf("starting %s: %w", argv[0], err)
 }
 
-// mgmtSimBinary is where the mgmt package installs the simulator.
+// mgmtSimBinary is the simulator's path in the mgmt package.
 const mgmtSimBinary = "/opt/balasys/usr/bin/pas-mgmt-sim"
 
 // mgmtSimArgv returns the simulator's command line for settings s.

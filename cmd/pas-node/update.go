@@ -183,8 +183,8 @@ func checkCertificates(env *environment, s settings) error {
 }
 
 // resetConfig writes the package's default configuration over c's files,
-// as the 4.9.0 installer does when told to overwrite the existing
-// configuration. The maintainer script has already copied the old files
+// as the 4.9.0 installer does when its overwrite-config question is
+// answered yes. The maintainer script has already copied the old files
 // into the backups directories. The listening address and port and the
 // other node-local keys named in carriedKeys are carried over from the old
 // file so that a node on non-default ports keeps working.
