@@ -3,6 +3,7 @@ package pasupgrade
 import (
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
@@ -10,8 +11,9 @@ import (
 
 // InventoryHosts returns the hosts of an Ansible YAML inventory such as the
 // deployment tool's inventory.yml: every key of every "hosts" mapping at any
-// depth, replaced by its ansible_host value where one is set. The result is
-// sorted and free of duplicates.
+// depth, replaced by its ansible_host value where one is set, with
+// ":ansible_port" appended where a port is set. The result is sorted and
+// free of duplicates.
 func InventoryHosts(data []byte) ([]string, error) {
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -49,6 +51,9 @@ func addHosts(value any, found map[string]bool) {
 		if v, ok := vars.(map[string]any); ok {
 			if h, ok := v["ansible_host"].(string); ok && h != "" {
 				address = h
+			}
+			if port, ok := v["ansible_port"]; ok && port != nil {
+				address = net.JoinHostPort(address, fmt.Sprint(port))
 			}
 		}
 		found[address] = true

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,7 @@ func (r Remote) dial(ctx context.Context, access RemoteAccess, host string) (*ss
 	config := &ssh.ClientConfig{
 		User: access.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: check, Timeout: timeout,
+		HostKeyAlgorithms: knownKeyAlgorithms(access.KnownHosts),
 	}
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
 	if err != nil {
@@ -144,6 +146,34 @@ func hostKeyCallback(known []byte) (ssh.HostKeyCallback, error) {
 		return nil, fmt.Errorf("parsing the pas user's known_hosts: %w", err)
 	}
 	return check, nil
+}
+
+// knownKeyAlgorithms returns the host key algorithms of the keys in
+// known_hosts. Without them the server may offer a key type known_hosts
+// does not record for it, and the check reports a mismatch.
+func knownKeyAlgorithms(known []byte) []string {
+	var algorithms []string
+	add := func(names ...string) {
+		for _, name := range names {
+			if !slices.Contains(algorithms, name) {
+				algorithms = append(algorithms, name)
+			}
+		}
+	}
+	rest := known
+	for len(rest) > 0 {
+		_, _, key, _, next, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			break
+		}
+		rest = next
+		if key.Type() == ssh.KeyAlgoRSA {
+			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+			continue
+		}
+		add(key.Type())
+	}
+	return algorithms
 }
 
 // remoteCommandLine quotes cmd for the remote shell, with sudo and env(1)

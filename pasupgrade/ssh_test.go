@@ -2,7 +2,9 @@ package pasupgrade_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/pem"
@@ -50,6 +52,13 @@ func startSSHServer(t *testing.T, clientKey ssh.PublicKey) *sshServer {
 		return nil, assert.AnError
 	}}
 	config.AddHostKey(hostSigner)
+	// A second host key of a type the client prefers but known_hosts does
+	// not record: the client must ask for the recorded type only.
+	ecdsaKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ecdsaSigner, err := ssh.NewSignerFromKey(ecdsaKey)
+	require.NoError(t, err)
+	config.AddHostKey(ecdsaSigner)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
