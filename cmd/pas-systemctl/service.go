@@ -27,8 +27,9 @@ const (
 	stopTimeout = 10 * time.Second
 
 	// handshakeTimeout bounds the wait for the supervisor to report that
-	// the process started.
-	handshakeTimeout = 10 * time.Second
+	// the process started. It is generous because lab nodes share a
+	// loaded test machine.
+	handshakeTimeout = 30 * time.Second
 )
 
 // startUnit runs the ExecStartPre commands, then starts the supervisor and

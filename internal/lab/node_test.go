@@ -33,8 +33,19 @@ func startTestNode(t *testing.T) (*Node, client.APIClient) {
 	return node, cli
 }
 
-func TestNodeRun(t *testing.T) {
-	node, _ := startTestNode(t)
+// TestNode runs the node runner's cases against one container, because
+// each container costs a full copy of the image on the vfs storage driver.
+func TestNode(t *testing.T) {
+	node, cli := startTestNode(t)
+	t.Run("run", func(t *testing.T) { testNodeRun(t, node, cli) })
+	t.Run("live output redacted", func(t *testing.T) { testNodeRunLiveOutput(t, node, cli) })
+	t.Run("cancel kills command", func(t *testing.T) { testNodeRunCancel(t, node, cli) })
+	t.Run("interactive on terminal", func(t *testing.T) { testNodeRunInteractive(t, node, cli) })
+	t.Run("files and work directory", func(t *testing.T) { testNodeFiles(t, node, cli) })
+	t.Run("docker client reaches engine", func(t *testing.T) { testNodeReachesEngine(t, node, cli) })
+}
+
+func testNodeRun(t *testing.T, node *Node, _ client.APIClient) {
 	ctx := context.Background()
 
 	tests := []struct {
@@ -105,8 +116,7 @@ func TestNodeRun(t *testing.T) {
 	}
 }
 
-func TestNodeRunLiveOutput(t *testing.T) {
-	node, _ := startTestNode(t)
+func testNodeRunLiveOutput(t *testing.T, node *Node, _ client.APIClient) {
 	var live bytes.Buffer
 	_, err := node.Run(context.Background(), runner.Command{
 		Argv:    []string{"sh", "-c", "echo token=abc123; echo done"},
@@ -117,8 +127,7 @@ func TestNodeRunLiveOutput(t *testing.T) {
 	assert.Equal(t, "token=***\ndone\n", live.String())
 }
 
-func TestNodeRunCancel(t *testing.T) {
-	node, _ := startTestNode(t)
+func testNodeRunCancel(t *testing.T, node *Node, _ client.APIClient) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		time.Sleep(500 * time.Millisecond)
@@ -138,10 +147,10 @@ func TestNodeRunRejectsInteractive(t *testing.T) {
 	assert.ErrorIs(t, err, runner.ErrInteractiveUnavailable)
 }
 
-func TestNodeRunInteractive(t *testing.T) {
-	node, _ := startTestNode(t)
+func testNodeRunInteractive(t *testing.T, node *Node, _ client.APIClient) {
 	var screen bytes.Buffer
 	node.Terminal = &runner.Terminal{In: strings.NewReader("yes\n"), Out: &screen}
+	defer func() { node.Terminal = nil }()
 
 	script := `printf 'Proceed? '; read answer; echo "answer=$answer"; tty; exit 4`
 	res, err := node.Run(context.Background(), runner.Command{
@@ -154,8 +163,7 @@ func TestNodeRunInteractive(t *testing.T) {
 	assert.Contains(t, screen.String(), "/dev/pts/", "the command must run on a terminal")
 }
 
-func TestNodeFiles(t *testing.T) {
-	node, _ := startTestNode(t)
+func testNodeFiles(t *testing.T, node *Node, _ client.APIClient) {
 	ctx := context.Background()
 
 	require.NoError(t, node.WriteFile(ctx, "/opt/lab-test/deep/file.txt", []byte("content\n"), 0o640))
@@ -175,8 +183,7 @@ func TestNodeFiles(t *testing.T) {
 	assert.Equal(t, "from-node\n", string(data))
 }
 
-func TestNodeReachesEngine(t *testing.T) {
-	node, cli := startTestNode(t)
+func testNodeReachesEngine(t *testing.T, node *Node, cli client.APIClient) {
 	ctx := context.Background()
 
 	_, err := node.Run(ctx, runner.Command{Argv: []string{"useradd", "--create-home", "labuser"}})
