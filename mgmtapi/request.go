@@ -111,7 +111,7 @@ func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 			discard(resp)
 		}
 		c.log.Warn("retrying request", "method", req.method, "url", c.urlOf(req.path),
-			"retry", attempt+1, "of", c.retry.MaxRetries, "wait", wait, "reason", reason)
+			"retry", attempt+1, "max_retries", c.retry.MaxRetries, "wait", wait, "reason", reason)
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.method, c.urlOf(req.path), err)
 		}
@@ -196,6 +196,10 @@ func (c *Client) retryWait(ctx context.Context, req request, resp *http.Response
 	if err != nil {
 		if !isTransient(err) {
 			return -1, ""
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
 		return c.retry.backoff(attempt), err.Error()
 	}

@@ -156,7 +156,7 @@ func (c *Client) exportRetrying(ctx context.Context, kind string, tmp *os.File) 
 		}
 		wait := c.retry.backoff(attempt)
 		c.log.Warn("export broke off; downloading again", "kind", kind, "bytes", exp.Size,
-			"retry", attempt+1, "of", c.retry.MaxRetries, "wait", wait, "error", err)
+			"retry", attempt+1, "max_retries", c.retry.MaxRetries, "wait", wait, "error", err)
 		if err := c.sleep(ctx, wait); err != nil {
 			return exp, fmt.Errorf("exporting the %s configuration: %w", kind, err)
 		}
