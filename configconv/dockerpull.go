@@ -23,6 +23,23 @@ var (
 	ErrNoImageAccess = errors.New("no access to the image")
 )
 
+// HasImage reports whether the engine has the runner's image, without
+// pulling it.
+func (d *DockerRunner) HasImage(ctx context.Context) (bool, error) {
+	if err := d.checkEngine(ctx); err != nil {
+		return false, err
+	}
+	_, err := d.Client.ImageInspect(ctx, d.image())
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("looking for image %s: %w", d.image(), err)
+	}
+}
+
 // EnsureImage pulls the runner's image unless the engine already has it,
 // with the credentials "docker login" stored for its registry.
 func (d *DockerRunner) EnsureImage(ctx context.Context) error {
@@ -30,12 +47,9 @@ func (d *DockerRunner) EnsureImage(ctx context.Context) error {
 		return err
 	}
 	ref := d.image()
-	_, err := d.Client.ImageInspect(ctx, ref)
-	if err == nil {
-		return nil
-	}
-	if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("looking for image %s: %w", ref, err)
+	present, err := d.HasImage(ctx)
+	if err != nil || present {
+		return err
 	}
 
 	host, err := imageRegistry(ref)

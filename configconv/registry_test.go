@@ -159,6 +159,10 @@ func TestDockerRunnerPullCredentials(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
+			present, err := d.HasImage(ctx)
+			require.NoError(t, err)
+			require.False(t, present, "the image must be pulled by the run")
+
 			code, err := d.Run(ctx, Invocation{Args: []string{"exit", "0"}, WorkDir: t.TempDir()})
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
@@ -169,6 +173,9 @@ func TestDockerRunnerPullCredentials(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, 0, code)
 			assert.NotEmpty(t, statuses, "pull progress is reported")
+			present, err = d.HasImage(ctx)
+			require.NoError(t, err)
+			assert.True(t, present)
 		})
 	}
 }
