@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
@@ -140,6 +142,49 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 				printLab(g, l)
 				printNodes(g, nodes)
+				return nil
+			})
+		},
+	}
+}
+
+func newListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the labs in the lab cache directory and any stray lab containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			labs, err := lab.List()
+			if err != nil {
+				return err
+			}
+			return withEngine(func(ctx context.Context, cli *client.Client) error {
+				containers, err := cli.ContainerList(ctx, container.ListOptions{
+					All: true, Filters: filters.NewArgs(filters.Arg("label", lab.LabelLab)),
+				})
+				if err != nil {
+					return fmt.Errorf("listing lab containers: %w", err)
+				}
+				known := map[string]bool{}
+				for _, l := range labs {
+					known[l.Name] = true
+				}
+				if g.json {
+					return printJSON(g, labs)
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tTOPOLOGY\tMANAGEMENT API\tDIR")
+				for _, l := range labs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, l.Topology, l.MgmtURL(), l.Dir)
+				}
+				tw.Flush()
+				for _, c := range containers {
+					if name := c.Labels[lab.LabelLab]; !known[name] {
+						fmt.Fprintf(g.stdout, "container %s: lab %q, started with another --dir or with its "+
+							"directory gone; 'pas-lab down --name %s' removes its containers\n",
+							strings.TrimPrefix(c.Names[0], "/"), name, name)
+					}
+				}
 				return nil
 			})
 		},

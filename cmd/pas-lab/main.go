@@ -6,6 +6,7 @@
 //	pas-lab up [--name NAME] [--topology single|multi] [--ha] [--core-on-mgmt]
 //	pas-lab status [--name NAME] [--json]
 //	pas-lab down [--name NAME]
+//	pas-lab list
 //
 // It talks to the Docker engine that DOCKER_HOST names (start one with
 // 'make lab-engine-start') and must run as root inside the pasupgrade
@@ -82,6 +83,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	flags.BoolVar(&g.json, "json", false, "print the result as JSON")
 	flags.BoolVar(&g.debug, "debug", false, "log debug detail to stderr")
 
-	root.AddCommand(newUpCmd(g), newDownCmd(g), newStatusCmd(g))
+	root.AddCommand(newUpCmd(g), newDownCmd(g), newStatusCmd(g), newListCmd(g))
 	return root
 }

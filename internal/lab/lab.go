@@ -184,6 +184,24 @@ func DefaultDir(name string) string {
 	return filepath.Join(CacheDir(), "labs", name)
 }
 
+// List returns the labs recorded under CacheDir()/labs, by name. Labs
+// started with another directory are not found here.
+func List() ([]*Lab, error) {
+	dirs, err := filepath.Glob(filepath.Join(CacheDir(), "labs", "*", stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var labs []*Lab
+	for _, file := range dirs {
+		l, err := Load(filepath.Dir(file))
+		if err != nil {
+			return nil, err
+		}
+		labs = append(labs, l)
+	}
+	return labs, nil
+}
+
 // Load reads the lab recorded in dir.
 func Load(dir string) (*Lab, error) {
 	data, err := os.ReadFile(filepath.Join(dir, stateFile))
