@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: build test vet lab-deps lab-engine-start lab-engine-stop clean
+.PHONY: build test vet fuzz demo lab-deps lab-engine-start lab-engine-stop clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -14,6 +14,15 @@ vet:
 # without one, unless PASUPGRADE_REQUIRE_LAB=1 (CI) turns a skip into a failure.
 test: vet
 	$(GO) test -race -timeout 30m ./...
+	$(MAKE) fuzz
+
+# A short run of the archive validator's fuzz target on top of its seed corpus.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 20s ./backup
+
+# Upgrades a simulated single-node lab from 4.8.0 to 4.9.0 and removes it again.
+demo:
+	scripts/demo.sh
 
 lab-deps:
 	scripts/lab-engine.sh deps
