@@ -143,7 +143,8 @@ func newConfigApplyCmd(a *app) *cobra.Command {
 		Long: `apply activates the pending configuration on every node, as Config Apply on the
 Changes page does, and waits at most --timeout for the result. It works with no
 pending changes too, which the upgrade guide requires when a node reports
-reload success FAILED. A failed or timed-out apply names the nodes.`,
+reload success FAILED. A failed or timed-out apply exits with code 1 and
+names the nodes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeout <= 0 {
