@@ -105,13 +105,18 @@ func main() {
 func run(env *environment, args []string) int {
 	var opts options
 	var words []string
-	for _, a := range args {
-		switch a {
-		case "-q", "--quiet":
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-q" || a == "--quiet":
 			opts.quiet = true
-		case "--now":
+		case a == "--now":
 			opts.now = true
-		case "--no-pager", "--no-block", "--system", "--no-ask-password", "--full", "-l":
+		case a == "-n" || a == "--lines":
+			// status's log line count; the stand-in always shows 10.
+			i++
+		case a == "--no-pager" || a == "--no-block" || a == "--system" || a == "--no-ask-password" ||
+			a == "--full" || a == "-l" || a == "--plain" || strings.HasPrefix(a, "--lines="):
 		default:
 			if strings.HasPrefix(a, "-") {
 				fmt.Fprintf(env.stderr, "systemctl: unsupported option %s\n", a)

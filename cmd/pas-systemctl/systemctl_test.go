@@ -253,3 +253,26 @@ func TestRestartSkipsEarlyFailure(t *testing.T) {
 	assert.Equal(t, exitFailure, code, "a process that fails at once fails start, Restart= or not")
 	assert.Contains(t, out, "exit status 1")
 }
+
+func TestOptionParsing(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"status flags are accepted", []string{"--no-pager", "status", "-n", "0", "--lines=5", "nosuch"}, exitNoUnit, "nosuch.service could not be found"},
+		{"unsupported option", []string{"--user", "start", "x"}, exitFailure, "unsupported option --user"},
+		{"missing command", []string{"--quiet"}, exitFailure, "missing command"},
+		{"unknown verb", []string{"mask", "x"}, exitFailure, "Unknown command verb mask"},
+		{"start without unit", []string{"start"}, exitFailure, "Too few arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr strings.Builder
+			env := &environment{root: t.TempDir(), euid: 0, stdout: &strings.Builder{}, stderr: &stderr}
+			assert.Equal(t, tt.wantCode, run(env, tt.args))
+			assert.Contains(t, stderr.String(), tt.wantStderr)
+		})
+	}
+}

@@ -118,10 +118,12 @@ func StartNode(ctx context.Context, cli client.APIClient, opts NodeOptions) (*No
 		labels[k] = v
 	}
 
-	init := true
+	// docker-init as PID 1 reaps the detached service processes whose
+	// parents exit, so a dead service never lingers as a zombie.
+	useInit := true
 	created, err := cli.ContainerCreate(ctx,
 		&container.Config{Image: opts.Image, Labels: labels},
-		&container.HostConfig{NetworkMode: "host", Binds: binds, Init: &init},
+		&container.HostConfig{NetworkMode: "host", Binds: binds, Init: &useInit},
 		nil, nil, opts.Name)
 	if err != nil {
 		return nil, fmt.Errorf("creating node container %s from %s: %w", opts.Name, opts.Image, err)

@@ -350,6 +350,11 @@ func configurePorts(ctx context.Context, node *Node, ports map[string]int, statu
 		if _, err := node.Run(ctx, runner.Command{Argv: append(script, file)}); err != nil {
 			return fmt.Errorf("setting the %s port: %w", c, err)
 		}
+		// sed changes nothing when the line is missing, so check the result.
+		want := "^listen_port: " + strconv.Itoa(port) + "$"
+		if _, err := node.Run(ctx, runner.Command{Argv: []string{"grep", "-q", want, file}}); err != nil {
+			return fmt.Errorf("%s has no 4.8.0 listen_port line to set to %d: %w", file, port, err)
+		}
 	}
 	return nil
 }
