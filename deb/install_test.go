@@ -17,8 +17,8 @@ import (
 
 const testPassword = "s3cret pass"
 
-// testSet returns a 4.9.0 set whose files need not exist: Install hands
-// the paths to dpkg, which the fake runner stands in for.
+// testSet returns a 4.9.0 set whose files need not exist: Install passes
+// the paths to dpkg, and the fake runner replaces dpkg.
 func testSet() Set {
 	v, _ := version.Parse("4.9.0")
 	set := Set{Version: v}

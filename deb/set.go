@@ -57,7 +57,7 @@ type Problem struct {
 	// Paths are the files concerned, none for a missing package.
 	Paths []string
 
-	// Detail says what was found and what to do about it.
+	// Detail describes what was found and what to do about it.
 	Detail string
 }
 
@@ -145,9 +145,9 @@ type candidate struct {
 
 // FindSet checks that paths hold exactly the three PAS packages (SetNames)
 // at version want and architecture "all", and returns them. Each path is a
-// .deb file or a directory; in a directory, files whose names end in ".deb"
-// or start with "proxedo-api-security" are read, other files are ignored and
-// so are other packages. Every problem is reported in one *SetError, before
+// .deb file or a directory. In a directory, FindSet reads the files whose
+// names end in ".deb" or start with "proxedo-api-security", and ignores
+// other files and packages outside the set. Every problem is reported in one *SetError, before
 // anything is installed; the Set is returned with it, holding what was found.
 func FindSet(paths []string, want string) (Set, error) {
 	wantVersion, err := version.Parse(want)

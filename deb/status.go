@@ -12,7 +12,7 @@ import (
 )
 
 // State is a package's state in the dpkg database, reduced to the cases
-// an upgrade tells apart.
+// an upgrade distinguishes.
 type State string
 
 // The states Installed reports.

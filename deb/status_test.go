@@ -57,7 +57,7 @@ func TestParseStatusInvalid(t *testing.T) {
 
 func TestInstalledUnknownPackages(t *testing.T) {
 	fake := runnertest.New(t)
-	// dpkg-query lists the packages it knows and exits 1 for the others.
+	// dpkg-query lists the packages in its database and exits 1 for the others.
 	fake.Expect(queryArgv...).Exit(1).
 		Stdout(MgmtPackage + "\trc \t4.8.0\n").
 		Stderr("dpkg-query: no packages found matching proxedo-api-security\n")
