@@ -70,6 +70,31 @@ func TestPackagesCheckJSON(t *testing.T) {
 	assert.Equal(t, []string{"package", "package", "package", "package_set_ok"}, types)
 }
 
+func TestPackagesCheckJSONProblems(t *testing.T) {
+	dir := t.TempDir()
+	debtest.Build(t, dir, debtest.PAS(deb.CorePackage, "4.9.0"))
+
+	code, out, _ := runCLI(t, "--json", "packages", "check", dir)
+
+	assert.Equal(t, exitCheckFailed, code)
+	var problems []map[string]any
+	var last map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &ev), line)
+		if ev["type"] == "package_problem" {
+			problems = append(problems, ev["data"].(map[string]any))
+		}
+		last = ev
+	}
+	require.Len(t, problems, 2)
+	assert.Equal(t, "missing", problems[0]["kind"])
+	assert.Equal(t, deb.MgmtPackage, problems[0]["package"])
+	assert.Equal(t, deb.StoragePackage, problems[1]["package"])
+	assert.Equal(t, "error", last["type"])
+	assert.EqualValues(t, exitCheckFailed, last["data"].(map[string]any)["exit_code"])
+}
+
 func TestPackagesCheckUsage(t *testing.T) {
 	tests := []struct {
 		name string
