@@ -118,7 +118,7 @@ func writeStatusFile(env *environment) error {
 }
 
 // nodeComponents lists the PAS units in use with their state. A unit is in
-// use when it is enabled or has been started; the core package ships the
+// use when it is enabled or has been started. The core package ships the
 // HA unit to nodes that never run HA, and those must not report it.
 func nodeComponents(env *environment) []Component {
 	components := []Component{}

@@ -11,7 +11,7 @@ import (
 	"github.com/docker/docker/client"
 )
 
-// ErrNoEngine is returned when no Docker engine answers at DOCKER_HOST.
+// ErrNoEngine is returned when no Docker engine responds at DOCKER_HOST.
 var ErrNoEngine = errors.New("lab: no Docker engine")
 
 // LabDirEnv names the directory where the lab keeps its caches and build
@@ -49,7 +49,7 @@ func Connect(ctx context.Context) (*client.Client, error) {
 	defer cancel()
 	if _, err := cli.Ping(pingCtx); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("%w answers at DOCKER_HOST=%s (%v); start it with "+
+		return nil, fmt.Errorf("%w responds at DOCKER_HOST=%s (%v); start it with "+
 			"'make lab-engine-start' or fix DOCKER_HOST", ErrNoEngine, host, err)
 	}
 	return cli, nil

@@ -26,11 +26,11 @@ import (
 const NodeImageRepository = "pasupgrade-lab-node"
 
 // NodePackages are the Debian packages installed on top of debootstrap's
-// minbase variant. Besides what every node needs (debconf, passwd, sudo,
-// procps, ssh, CA certificates), the list carries what the simulated
-// packages' maintainer scripts and the guide's commands call: adduser,
-// whiptail for debconf's dialog frontend, zip and unzip for the bootstrap
-// backup, openssl for certificates and curl for checks from inside a node.
+// minbase variant. Every node needs debconf, passwd, sudo, procps, ssh and
+// CA certificates. The simulated packages' maintainer scripts call
+// adduser, debconf's dialog frontend needs whiptail, the guide's bootstrap
+// backup uses zip and unzip, and openssl and curl serve checks from
+// inside a node.
 var NodePackages = []string{
 	"adduser",
 	"ca-certificates",

@@ -234,6 +234,7 @@ func (o Options) withDefaults() (Options, error) {
 	if !labNamePattern.MatchString(o.Name) {
 		return o, fmt.Errorf("%w: invalid lab name %q: use up to 31 lowercase letters, digits and dashes", ErrInvalidOptions, o.Name)
 	}
+
 	switch o.Topology {
 	case "":
 		o.Topology = TopologySingle
@@ -247,6 +248,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MgmtPort < 0 || o.MgmtPort > 65535 {
 		return o, fmt.Errorf("%w: invalid management port %d: use 1-65535, or 0 for a free port", ErrInvalidOptions, o.MgmtPort)
 	}
+
 	if o.Dir == "" {
 		o.Dir = DefaultDir(o.Name)
 	}

@@ -125,8 +125,8 @@ func TestSingleNodeLab(t *testing.T) {
 		"mgmt": "running 4.8.0", "storage": "running 4.8.0", "core": "running 4.8.0",
 	}, components)
 
-	// Services stop and start as real processes: core stops answering
-	// when stopped, and pas restarts mgmt through the package's sudoers
+	// Services stop and start as real processes: a stopped core refuses
+	// connections, and pas restarts mgmt through the package's sudoers
 	// rule.
 	corePort := l.NodeByName("mgmt").Ports["core"]
 	_, err = mgmt.Run(ctx, runner.Command{Argv: []string{"systemctl", "stop", unitCore}})

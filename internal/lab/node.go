@@ -31,7 +31,7 @@ const LabelLab = "pasupgrade.lab"
 // or "core".
 const LabelRole = "pasupgrade.lab.role"
 
-// nodeDockerSocket is where a node sees the engine's socket.
+// nodeDockerSocket is the engine socket's path inside a node.
 const nodeDockerSocket = "/var/run/docker.sock"
 
 // NodeOptions configures StartNode.
@@ -79,12 +79,12 @@ func UniqueName(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
-// StartNode creates and starts a node container: host network, the
-// engine's socket mounted at /var/run/docker.sock with a "docker" group of
-// the socket's gid, the work directory mounted at its own path, docker-init
-// as PID 1 so that detached service processes are reaped, and this
-// machine's docker client copied to /usr/bin/docker. On error nothing is
-// left behind.
+// StartNode creates and starts a node container on the host network. The
+// engine's socket is mounted at /var/run/docker.sock, and a "docker" group
+// with the socket's gid gives access to it. The work directory is mounted
+// at its own path, docker-init runs as PID 1 and reaps detached service
+// processes, and this machine's docker client is copied to
+// /usr/bin/docker. On error nothing is left behind.
 func StartNode(ctx context.Context, cli client.APIClient, opts NodeOptions) (*Node, error) {
 	if opts.Name == "" {
 		return nil, errors.New("starting a node: NodeOptions.Name is empty; use lab.UniqueName(prefix)")

@@ -61,7 +61,7 @@ func Up(ctx context.Context, cli client.APIClient, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	if _, err := cli.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("%w answers at %s (%v); start it with 'make lab-engine-start'",
+		return nil, fmt.Errorf("%w responds at %s (%v); start it with 'make lab-engine-start'",
 			ErrNoEngine, cli.DaemonHost(), err)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
@@ -292,9 +292,9 @@ func (u *upper) assignPorts(info *LabNode, components []string, fixed int) error
 	return u.lab.save()
 }
 
-// preseedPassword stores the admin password as the debconf answer that the
-// mgmt package's postinst hashes into users.htpass. The password travels
-// on stdin, never in argv.
+// preseedPassword stores the admin password as the preseeded debconf value
+// that the mgmt package's postinst hashes into users.htpass. The password
+// travels on stdin, never in argv.
 func (u *upper) preseedPassword(ctx context.Context, node *Node) error {
 	line := fmt.Sprintf("%s %s/admin-password password %s\n", MgmtPackage, MgmtPackage, u.password)
 	_, err := node.Run(ctx, runner.Command{
