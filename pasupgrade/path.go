@@ -2,7 +2,6 @@ package pasupgrade
 
 import (
 	"fmt"
-	"path"
 )
 
 // Package names of the three PAS components, as dpkg knows them.
@@ -99,15 +98,12 @@ type UpgradePath struct {
 	ImageTagKey string
 
 	// CommonVarsDebKeys name the common_vars.yml keys that hold a .deb path,
-	// each mapped to the package whose To .deb it gets.
+	// each mapped to the package whose To .deb (in Options.DebDir) it gets.
 	CommonVarsDebKeys map[string]string
 
 	// CommonVarsTagKey is the dotted path of the image tag in
 	// common_vars.yml.
 	CommonVarsTagKey []string
-
-	// RemoteDebDir is the directory common_vars.yml's .deb paths point into.
-	RemoteDebDir string
 
 	// ApplyTimeout is the --config-apply-timeout the guide gives post-upgrade,
 	// in seconds.
@@ -141,7 +137,6 @@ var Upgrade480To490 = UpgradePath{
 		"core_deb_path":    PackageCore,
 	},
 	CommonVarsTagKey: []string{"common", "docker", "PAS_IMAGE_TAG"},
-	RemoteDebDir:     "/tmp",
 	ApplyTimeout:     20,
 }
 
@@ -149,11 +144,6 @@ var Upgrade480To490 = UpgradePath{
 // "proxedo-api-security_4.9.0_all.deb".
 func DebFile(pkg, version string) string {
 	return fmt.Sprintf("%s_%s_all.deb", pkg, version)
-}
-
-// RemoteDebPath returns the path common_vars.yml gives for pkg's To .deb.
-func (p UpgradePath) RemoteDebPath(pkg string) string {
-	return path.Join(p.RemoteDebDir, DebFile(pkg, p.To))
 }
 
 // Validate reports the first missing field of p.

@@ -69,7 +69,9 @@ func multiUpgradeSteps(path UpgradePath, opts Options) []Step {
 		steps = append(steps, setImageTagStep("4.2.7", path, f))
 	}
 	steps = append(steps, checkConvertedStep("4.2.8", path), commonVarsStep("4.2.9", path))
-	steps = append(steps, updateSteps("4.2.10", opts.CoreOnMgmt)...)
+	// pas-update migrates the configuration of the core package's
+	// components, so it runs where core or HA runs on this node.
+	steps = append(steps, updateSteps("4.2.10", opts.CoreOnMgmt || opts.HA)...)
 	if !opts.KeepPEMModes {
 		steps = append(steps, restrictPEMStep("4.2.11"))
 	}
@@ -225,12 +227,17 @@ func NewRestorePlan(path UpgradePath, opts Options) (*Plan, error) {
 	if opts.HA {
 		steps = append(steps, serviceStep("start", UnitHA, "5.2.1.2"))
 	}
+	// The guide deploys the remote nodes with --deploy-core and --deploy-ha
+	// alone. Their services were stopped by the restore, and a deployment
+	// does not start a stopped service, so the restart flags the upgrade
+	// uses are added to bring them up.
 	if opts.multi() {
 		steps = append(steps, deployStep(StepDeployCore, "Deploy the remote core nodes", "5.2.1.3",
-			"reinstalls and starts the remote core at "+path.From, "--deploy-core"))
+			"reinstalls and starts the remote core at "+path.From,
+			"--deploy-core", "--restart-storage", "--restart-core"))
 		if opts.HA {
 			steps = append(steps, deployStep(StepDeployHA, "Start the remote HA component", "5.2.1.4",
-				"starts the remote HA component", "--deploy-ha"))
+				"starts the remote HA component", "--deploy-ha", "--restart-ha"))
 		}
 	}
 	steps = append(steps, importConfigStep(), applyConfigStep(),

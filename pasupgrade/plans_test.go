@@ -138,7 +138,7 @@ func restoreSteps(multi, ha, coreOnMgmt bool) []string {
 	log = append(log, "purge proxedo-api-security proxedo-api-security-mgmt proxedo-api-security-storage")
 	if multi {
 		for _, h := range remoteHosts {
-			log = append(log, "ssh "+h+" [root] apt-get remove --purge --yes proxedo-api-security proxedo-api-security-storage")
+			log = append(log, "ssh "+h+" [root] dpkg --purge proxedo-api-security proxedo-api-security-storage")
 		}
 	}
 	log = append(log,
@@ -155,9 +155,9 @@ func restoreSteps(multi, ha, coreOnMgmt bool) []string {
 		log = append(log, "systemctl start proxedo-api-security-ha")
 	}
 	if multi {
-		log = append(log, "run[pas] pas-mgmt-deploy-core --deploy-core")
+		log = append(log, "run[pas] pas-mgmt-deploy-core --deploy-core --restart-storage --restart-core")
 		if ha {
-			log = append(log, "run[pas] pas-mgmt-deploy-core --deploy-ha")
+			log = append(log, "run[pas] pas-mgmt-deploy-core --deploy-ha --restart-ha")
 		}
 	}
 	return append(log, "api import running-config.yaml", "api apply timeout=20s")
@@ -190,11 +190,12 @@ func planCases() []planCase {
 				"systemctl restart proxedo-api-security",
 				"run[pas] pas-mgmt-deploy-core --restart-core",
 			})},
-		{name: "multi node with HA", opts: multiHA, want: concat(multiHead, multiTail, []string{
-			"systemctl restart proxedo-api-security-ha",
-			"run[pas] pas-mgmt-deploy-core --restart-core",
-			"run[pas] pas-mgmt-deploy-core --deploy-ha --restart-ha",
-		})},
+		{name: "multi node with HA", opts: multiHA, want: concat(multiHead,
+			[]string{"run[pas] pas-update"}, multiTail, []string{
+				"systemctl restart proxedo-api-security-ha",
+				"run[pas] pas-mgmt-deploy-core --restart-core",
+				"run[pas] pas-mgmt-deploy-core --deploy-ha --restart-ha",
+			})},
 		{name: "multi node with HA and core on mgmt", opts: multiHACore, want: concat(multiHead,
 			[]string{"run[pas] pas-update"}, multiTail, []string{
 				"systemctl restart proxedo-api-security",

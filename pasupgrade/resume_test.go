@@ -64,9 +64,10 @@ func TestResumeAfterEachStepFails(t *testing.T) {
 					assert.Equal(t, full[:len(first)], first, "changes before the failure")
 
 					sys.ResetLog()
-					_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{Resume: true})
+					summary, err := runPlan(t, plan, sys, pasupgrade.RunConfig{Resume: true})
 					require.NoError(t, err)
 					assert.Equal(t, full[st.pos:], sys.Log(), "changes of the resumed run")
+					assert.Contains(t, summary.Changed, starts[0].id, "the summary lists earlier runs' changes")
 				})
 			}
 		})

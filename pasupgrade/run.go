@@ -37,7 +37,8 @@ type Summary struct {
 	From   string `json:"from"`
 	To     string `json:"to"`
 	DryRun bool   `json:"dry_run,omitempty"`
-	// Changed lists the steps that ran and change the system.
+	// Changed lists the steps that change the system and are done, in this
+	// run or, for a resumed run, in an earlier one.
 	Changed []string `json:"changed"`
 	// Skipped lists the steps a resumed run found done.
 	Skipped []string `json:"skipped,omitempty"`
@@ -342,6 +343,13 @@ func (r *run) finish() (*Summary, error) {
 			return nil, err
 		}
 		r.summary.JournalPath = r.journal.path
+		r.summary.Changed = nil
+		for _, step := range r.plan.Steps {
+			rec := r.journal.record(step.ID)
+			if step.Changes != "" && rec != nil && rec.Outcome == OutcomeDone {
+				r.summary.Changed = append(r.summary.Changed, step.ID)
+			}
+		}
 	}
 	st := r.env.State
 	s := &r.summary

@@ -58,8 +58,8 @@ func TestDryRunShowsEditDiffs(t *testing.T) {
 	assert.Contains(t, text, "write /opt/balasys/etc/automation/common_vars.yml (owner pas):\n"+
 		"  -storage_deb_path: /tmp/proxedo-api-security-storage_4.8.0_all.deb\n"+
 		"  -core_deb_path: /tmp/proxedo-api-security_4.8.0_all.deb\n"+
-		"  +storage_deb_path: /tmp/proxedo-api-security-storage_4.9.0_all.deb\n"+
-		"  +core_deb_path: /tmp/proxedo-api-security_4.9.0_all.deb\n"+
+		"  +storage_deb_path: /srv/debs/proxedo-api-security-storage_4.9.0_all.deb\n"+
+		"  +core_deb_path: /srv/debs/proxedo-api-security_4.9.0_all.deb\n"+
 		"  -    PAS_IMAGE_TAG: 4.8.0\n"+
 		"  +    PAS_IMAGE_TAG: 4.9.0")
 }
@@ -70,8 +70,8 @@ func TestEditsKeepFileLayout(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "# compose settings\nexport DOCKER_IMAGE_TAG=\"4.9.0\"\n",
 		string(sys.Files["/opt/balasys/etc/infrastructure/mgmt/docker-compose.conf"]))
-	assert.Equal(t, "storage_deb_path: /tmp/proxedo-api-security-storage_4.9.0_all.deb\n"+
-		"core_deb_path: /tmp/proxedo-api-security_4.9.0_all.deb\ncommon:\n  docker:\n    PAS_IMAGE_TAG: 4.9.0\n",
+	assert.Equal(t, "storage_deb_path: /srv/debs/proxedo-api-security-storage_4.9.0_all.deb\n"+
+		"core_deb_path: /srv/debs/proxedo-api-security_4.9.0_all.deb\ncommon:\n  docker:\n    PAS_IMAGE_TAG: 4.9.0\n",
 		string(sys.Files[pasupgrade.CommonVarsPath]))
 	assert.Equal(t, "pas", sys.Owners[pasupgrade.CommonVarsPath])
 }

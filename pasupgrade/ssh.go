@@ -31,8 +31,9 @@ type Remote struct {
 
 // Run runs cmd on host over SSH. A cmd.User other than access.User runs
 // through "sudo -n", so a password prompt fails instead of hanging; root
-// needs no "-u". Env entries are set with env(1). The host key must be in
-// access.KnownHosts.
+// needs no "-u". Env entries are given to sudo as VAR=value arguments,
+// which the sudoers rule must allow with SETENV, or set with env(1) when no
+// sudo is needed. The host key must be in access.KnownHosts.
 func (r Remote) Run(ctx context.Context, access RemoteAccess, host string, cmd runner.Command) (runner.Result, error) {
 	start := time.Now()
 	client, err := r.dial(ctx, access, host)
@@ -176,21 +177,22 @@ func knownKeyAlgorithms(known []byte) []string {
 	return algorithms
 }
 
-// remoteCommandLine quotes cmd for the remote shell, with sudo and env(1)
-// in front as needed.
+// remoteCommandLine quotes cmd for the remote shell, with sudo or env(1)
+// in front as needed. Sudo runs the command itself, not env(1), so that a
+// sudoers rule naming the command matches.
 func remoteCommandLine(login string, cmd runner.Command) string {
 	var words []string
 	switch {
 	case cmd.User == "" || cmd.User == login:
+		if len(cmd.Env) > 0 {
+			words = append(words, "env")
+		}
 	case cmd.User == UserRoot:
 		words = append(words, "sudo", "-n")
 	default:
 		words = append(words, "sudo", "-n", "-u", cmd.User)
 	}
-	if len(cmd.Env) > 0 {
-		words = append(words, "env")
-		words = append(words, cmd.Env...)
-	}
+	words = append(words, cmd.Env...)
 	words = append(words, cmd.Argv...)
 	quoted := make([]string, len(words))
 	for i, w := range words {

@@ -129,7 +129,7 @@ func TestRemoteRunsOverSSH(t *testing.T) {
 		Env: []string{"DEBIAN_FRONTEND=noninteractive"},
 	})
 	require.NoError(t, err)
-	assert.Equal(t, "ran: sudo -n env DEBIAN_FRONTEND=noninteractive systemctl stop proxedo-api-security\n", string(res.Stdout))
+	assert.Equal(t, "ran: sudo -n DEBIAN_FRONTEND=noninteractive systemctl stop proxedo-api-security\n", string(res.Stdout))
 
 	_, err = remote.Run(ctx, access, srv.addr, runner.Command{Argv: []string{"sh", "-c", "fail it's"}})
 	var exit *runner.ExitError

@@ -283,14 +283,23 @@ func setImageTagStep(section string, path UpgradePath, file ComposeFile) Step {
 	}
 }
 
+// commonVarsStep points common_vars.yml at the To .deb files in the deb
+// directory, where the deployment tool copies them to the remote nodes from,
+// and sets the image tag.
 func commonVarsStep(section string, path UpgradePath) Step {
 	keys := make([]string, 0, len(path.CommonVarsDebKeys)+1)
 	for _, k := range sortedKeys(path.CommonVarsDebKeys) {
-		keys = append(keys, k+"="+path.RemoteDebPath(path.CommonVarsDebKeys[k]))
+		keys = append(keys, k+"=<deb-dir>/"+DebFile(path.CommonVarsDebKeys[k], path.To))
 	}
 	keys = append(keys, strings.Join(path.CommonVarsTagKey, ".")+"="+path.To)
-	edit := func(e *Env) func([]byte) ([]byte, error) {
-		return func(data []byte) ([]byte, error) { return editCommonVars(e, data) }
+	edit := func(ctx context.Context, e *Env, write bool) (bool, error) {
+		files, err := e.Deps.Packages.CheckSet(ctx, e.Options.DebDir, e.Path.Packages, e.Path.To)
+		if err != nil {
+			return false, fmt.Errorf("finding the %s packages in %s: %w", e.Path.To, e.Options.DebDir, err)
+		}
+		return editFile(ctx, e, CommonVarsPath, write, func(data []byte) ([]byte, error) {
+			return editCommonVars(e, data, files)
+		})
 	}
 	return Step{
 		ID: StepEditCommonVars, Title: "Point the deployment tool at the new packages and image tag",
@@ -298,19 +307,19 @@ func commonVarsStep(section string, path UpgradePath) Step {
 		Action:  fmt.Sprintf("edit %s: %s", CommonVarsPath, strings.Join(keys, ", ")),
 		Changes: "edits " + CommonVarsPath,
 		Run: func(ctx context.Context, e *Env) error {
-			_, err := editFile(ctx, e, CommonVarsPath, true, edit(e))
+			_, err := edit(ctx, e, true)
 			return err
 		},
-		Done: func(ctx context.Context, e *Env) (bool, error) {
-			return editFile(ctx, e, CommonVarsPath, false, edit(e))
-		},
+		Done: func(ctx context.Context, e *Env) (bool, error) { return edit(ctx, e, false) },
 	}
 }
 
-func editCommonVars(e *Env, data []byte) ([]byte, error) {
+// editCommonVars sets the .deb paths to files, the To packages by name,
+// and the image tag.
+func editCommonVars(e *Env, data []byte, files map[string]string) ([]byte, error) {
 	var err error
 	for _, key := range sortedKeys(e.Path.CommonVarsDebKeys) {
-		data, err = e.Deps.Editor.SetYAML(data, []string{key}, e.Path.RemoteDebPath(e.Path.CommonVarsDebKeys[key]))
+		data, err = e.Deps.Editor.SetYAML(data, []string{key}, files[e.Path.CommonVarsDebKeys[key]])
 		if err != nil {
 			return nil, fmt.Errorf("setting %s: %w", key, err)
 		}

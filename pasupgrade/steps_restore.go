@@ -111,17 +111,22 @@ func stopRemoteStep(ha bool) Step {
 	}
 	argv := append([]string{"systemctl", "stop"}, units...)
 	return remoteStep(StepStopRemote, "Stop the PAS services on the remote nodes", "5.1.1",
-		"stops the remote PAS services", argv)
+		"stops the remote PAS services", argv, nil)
 }
 
+// purgeRemoteStep purges with dpkg rather than the guide's apt remove
+// --purge: the PAS packages' sudoers rule lets pas run dpkg and systemctl
+// as root on core nodes, and nothing else. For these packages, which
+// nothing depends on, both remove the same files.
 func purgeRemoteStep(path UpgradePath) Step {
-	argv := append([]string{"apt-get", "remove", "--purge", "--yes"}, path.RemotePackages...)
+	argv := append([]string{"dpkg", "--purge"}, path.RemotePackages...)
 	return remoteStep(StepPurgeRemote, "Remove the PAS packages from the remote nodes", "5.1.2",
-		"purges the remote PAS packages", argv)
+		"purges the remote PAS packages", argv, []string{"DEBIAN_FRONTEND=noninteractive"})
 }
 
-// remoteStep runs argv as root on every remote node over SSH.
-func remoteStep(id, title, section, changes string, argv []string) Step {
+// remoteStep runs argv as root, with env added, on every remote node over
+// SSH.
+func remoteStep(id, title, section, changes string, argv, env []string) Step {
 	return Step{
 		ID: id, Title: title, Section: section, User: UserRoot,
 		Action:  "ssh pas@<each node> sudo " + strings.Join(argv, " "),
@@ -132,7 +137,7 @@ func remoteStep(id, title, section, changes string, argv []string) Step {
 			}
 			var errs []error
 			for _, host := range e.hosts {
-				cmd := runner.Command{Argv: argv, User: UserRoot, Env: []string{"DEBIAN_FRONTEND=noninteractive"}}
+				cmd := runner.Command{Argv: argv, User: UserRoot, Env: env}
 				if _, err := e.Deps.Remote.Run(ctx, *e.access, host, cmd); err != nil {
 					errs = append(errs, fmt.Errorf("on %s: %w", host, err))
 				}

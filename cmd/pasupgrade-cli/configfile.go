@@ -56,6 +56,11 @@ func addPlanFlags(cmd *cobra.Command, f *planFlags, restore bool) {
 	flags.StringVar(&f.debDir, "deb-dir", "", "`DIR` holding the .deb files to install: 4.9.0 for upgrade, 4.8.0 for restore (default: the work directory)")
 	if restore {
 		flags.StringVar(&f.backupDir, "backup", "", "backup set `DIR` to restore (required)")
+		// The upgrade's setting, accepted so that one config file serves
+		// both commands; the restore reads the set named by --backup.
+		var upgradeBackupDir string
+		flags.StringVar(&upgradeBackupDir, "backup-dir", "", "ignored by restore")
+		_ = flags.MarkHidden("backup-dir")
 	} else {
 		flags.StringVar(&f.backupDir, "backup-dir", pasupgrade.DefaultBackupDir, "`DIR` that receives the backup set; outside /opt/balasys")
 	}

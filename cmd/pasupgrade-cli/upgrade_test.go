@@ -182,7 +182,9 @@ func TestRestoreNeedsBackup(t *testing.T) {
 func TestRestoreRuns(t *testing.T) {
 	sys := fakeNode(t)
 	sys.AddBackupSet("/var/backups/pasupgrade/set-9")
-	code, out, errOut := runCLI(t, runArgs(t, "restore", "--yes", "--backup", "/var/backups/pasupgrade/set-9")...)
+	config := filepath.Join(t.TempDir(), "pasupgrade.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("backup-dir: /srv/backups\n"), 0o600))
+	code, out, errOut := runCLI(t, runArgs(t, "restore", "--yes", "--backup", "/var/backups/pasupgrade/set-9", "--config", config)...)
 	require.Equal(t, exitOK, code, errOut)
 	assert.Contains(t, out, "restore to 4.8.0 finished")
 	assert.Equal(t, "run[root] userdel --force --remove pas", sys.Log()[5])
