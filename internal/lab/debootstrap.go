@@ -107,6 +107,10 @@ func containsWord(list, word string) bool {
 // runDebootstrap builds a minbase bookworm tree in rootfs, writing its
 // output to logPath. A download failure is returned as ErrMirrorUnreachable.
 func runDebootstrap(ctx context.Context, rootfs, mirror, cacheDir, logPath string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("building the node image needs root, because debootstrap creates device " +
+			"nodes and changes file owners; run as root once, after which the cached image is reused")
+	}
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		return fmt.Errorf("debootstrap is not installed; run 'make lab-deps' (it installs " +
 			"Debian's debootstrap package)")
