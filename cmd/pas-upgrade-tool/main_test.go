@@ -86,7 +86,8 @@ func TestPreUpgradeWrongPassword(t *testing.T) {
 func TestPreUpgradeDroppedExportLeavesNoFile(t *testing.T) {
 	srv := startServer(t, "4.8.0")
 	require.NoError(t, srv.SetRunningConfigSize(1<<20))
-	srv.DropNext("/api/config/export", 1, 1000)
+	// More drops than the client retries a GET.
+	srv.DropNext("/api/config/export", 10, 1000)
 	work := t.TempDir()
 
 	r := runTool(t, work, testPassword+"\n", "--frontend-baseurl", srv.URL, "pre-upgrade")
