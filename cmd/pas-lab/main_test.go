@@ -29,6 +29,8 @@ func TestBadInput(t *testing.T) {
 
 	existing := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(existing, "lab.json"), []byte(`{"name":"old"}`), 0o644))
+	foreign := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o644))
 
 	tests := []struct {
 		name       string
@@ -80,6 +82,12 @@ func TestBadInput(t *testing.T) {
 			args:       []string{"up", "--dir", existing},
 			wantCode:   exitError,
 			wantStderr: []string{"has a lab", "pas-lab down"},
+		},
+		{
+			name:       "directory with other files",
+			args:       []string{"up", "--dir", foreign},
+			wantCode:   exitUsage,
+			wantStderr: []string{"exists and is not empty", "pas-lab down removes it"},
 		},
 		{
 			name:       "status without lab",

@@ -100,6 +100,12 @@ func (o Options) Check() error {
 		return fmt.Errorf("%w: %s has a lab; run 'pas-lab down --name %s' first or choose another --name",
 			ErrLabExists, opts.Dir, opts.Name)
 	}
+	// Down removes the whole lab directory, so the lab must not adopt a
+	// directory that already holds other files.
+	if entries, err := os.ReadDir(opts.Dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("%w: lab directory %s exists and is not empty; choose a new or empty "+
+			"directory, because pas-lab down removes it", ErrInvalidOptions, opts.Dir)
+	}
 	if opts.MgmtPort != 0 {
 		return checkPortFree(opts.MgmtPort, "the management")
 	}
