@@ -270,19 +270,31 @@ func commandLine(cmd *cobra.Command, extra ...string) string {
 }
 
 // restoreCommand returns the restore command for an upgrade that failed
-// after its backup, or "" when there is nothing to restore.
+// after its backup, or "" when there is nothing to restore. The deb
+// directory is the upgrade's when it holds the From packages too, and a
+// placeholder to fill in otherwise.
 func restoreCommand(f *planFlags, plan *pasupgrade.Plan, set string) string {
 	if plan.Kind != pasupgrade.KindUpgrade || set == "" {
 		return ""
 	}
-	words := []string{"pasupgrade-cli restore", "--backup=" + shellWord(set), "--topology=" + string(plan.Options.Topology)}
+	words := []string{"pasupgrade-cli restore", "--backup=" + shellWord(set)}
+	if f.config != "" {
+		words = append(words, "--config="+shellWord(f.config))
+	}
+	// The upgrade's work directory may lie in /opt/balasys, which the
+	// restore deletes, so the restore keeps its journal beside the set.
+	words = append(words, "--work-dir="+shellWord(filepath.Dir(set)), "--topology="+string(plan.Options.Topology))
 	if plan.Options.HA {
 		words = append(words, "--ha")
 	}
 	if plan.Options.CoreOnMgmt {
 		words = append(words, "--core-on-mgmt")
 	}
-	words = append(words, "--deb-dir=DIR-WITH-THE-"+plan.Path.From+"-PACKAGES")
+	debDir := "DIR-WITH-THE-" + plan.Path.From + "-PACKAGES"
+	if _, err := deb.FindSet([]string{plan.Options.DebDir}, plan.Path.From); err == nil {
+		debDir = shellWord(plan.Options.DebDir)
+	}
+	words = append(words, "--deb-dir="+debDir)
 	if f.mgmt.passwordFile != "" {
 		words = append(words, "--password-file="+shellWord(f.mgmt.passwordFile))
 	}

@@ -102,7 +102,7 @@ func TestUpgradeFailurePrintsNextSteps(t *testing.T) {
 	assert.Contains(t, errOut, "backup set: /var/backups/pasupgrade/set-1")
 	assert.Contains(t, out, "pasupgrade-cli upgrade --deb-dir=/srv/debs --ignore-check=root --ignore-check=ssh-key --password-file=")
 	assert.Contains(t, out, "--yes=true --resume")
-	assert.Contains(t, out, "pasupgrade-cli restore --backup=/var/backups/pasupgrade/set-1 --topology=single")
+	assert.Contains(t, out, "pasupgrade-cli restore --backup=/var/backups/pasupgrade/set-1 --work-dir=/var/backups/pasupgrade --topology=single")
 
 	sys.ResetLog()
 	code, _, errOut = runCLI(t, append(args, "--resume")...)
