@@ -68,7 +68,19 @@ func EnsureToolImage(ctx context.Context, cli client.APIClient, ref string) erro
 	case err != nil && !errdefs.IsNotFound(err):
 		return fmt.Errorf("inspecting the upgrade tool image %s: %w", ref, err)
 	}
-	return importTool(ctx, cli, ref, data, key)
+	if err := importTool(ctx, cli, ref, data, key); err != nil {
+		return err
+	}
+
+	// The import moved ref to the new image; remove the stale one unless a
+	// container or another tag still uses it.
+	if current.ID != "" {
+		_, err := cli.ImageRemove(ctx, current.ID, image.RemoveOptions{})
+		if err != nil && !errdefs.IsConflict(err) && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("removing the stale upgrade tool image %s: %w", current.ID, err)
+		}
+	}
+	return nil
 }
 
 // importTool imports a file system that contains only the tool binary, /upgrade

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/errdefs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -67,4 +68,31 @@ func TestEnsureToolImageRunsConvert(t *testing.T) {
 	converted, err := os.ReadFile(filepath.Join(work, "pas-config-4.9.0.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, "pas_config_version: 4.9.0\nservices: []\n", string(converted))
+}
+
+func TestEnsureToolImageReplacesStaleImage(t *testing.T) {
+	t.Setenv("DOCKER_HOST", testenv.DockerHost(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cli, err := Connect(ctx)
+	require.NoError(t, err)
+	defer cli.Close()
+
+	ref := UniqueName("labpkg-tool-test") + ":4.9.0"
+	t.Cleanup(func() {
+		_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	})
+	require.NoError(t, importTool(ctx, cli, ref, []byte("#!/bin/sh\nexit 0\n"), "stale"))
+	stale, err := cli.ImageInspect(ctx, ref)
+	require.NoError(t, err)
+
+	require.NoError(t, EnsureToolImage(ctx, cli, ref))
+
+	current, err := cli.ImageInspect(ctx, ref)
+	require.NoError(t, err)
+	assert.NotEqual(t, stale.ID, current.ID)
+	assert.NotEqual(t, "stale", current.Config.Labels[toolContentLabel])
+	assert.Len(t, current.Config.Labels[toolContentLabel], 64, "a hex SHA-256")
+	_, err = cli.ImageInspect(ctx, stale.ID)
+	assert.True(t, errdefs.IsNotFound(err), "the stale image is removed: %v", err)
 }
