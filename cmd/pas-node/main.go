@@ -81,6 +81,10 @@ func dispatch(env *environment, args []string) int {
 		printUsage(env.stderr)
 		return 2
 	}
+	if len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help") {
+		fmt.Fprintf(env.stdout, "usage: %s\n", cmd.usage)
+		return 0
+	}
 	err := cmd.run(env, rest)
 	switch {
 	case err == nil:

@@ -450,3 +450,12 @@ func writeTestCertificate(t *testing.T, n *node) {
 	n.write("/opt/balasys/etc/storage/certs/storage-key.pem",
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
 }
+
+func TestHelpPrintsUsage(t *testing.T) {
+	n := newNode(t)
+
+	code, stdout, _ := n.run("", "pas-mgmt-deploy-core", "--help")
+
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "usage: "+deployUsage+"\n", stdout)
+}
