@@ -135,12 +135,13 @@ func (c *Client) get(path string) request {
 	return request{method: http.MethodGet, path: path, auth: true, safe: true}
 }
 
-// ApplyConfig starts a config apply and returns its id. It is sent once:
-// when no reply arrives within the client's timeout, the error matches
+// ApplyConfig starts a config apply and returns its id. It is repeated only
+// after a 401 and a re-login, because the server did not act on it then.
+// When no reply arrives within the client's timeout, the error matches
 // ErrApplyUnconfirmed, because the server may have started the apply, and
 // the caller should check Status and PendingChanges before trying again.
 func (c *Client) ApplyConfig(ctx context.Context) (string, error) {
-	req := request{method: http.MethodPost, path: c.paths.Apply, auth: true}
+	req := request{method: http.MethodPost, path: c.paths.Apply, auth: true, relogin: true}
 	var started ApplyStarted
 	err := c.callJSON(ctx, req, &started)
 	if err != nil {

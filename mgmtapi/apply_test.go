@@ -148,3 +148,29 @@ func TestApplyReplyAfterTimeoutIsNotResent(t *testing.T) {
 	require.Len(t, applies, 1, "the apply was sent more than once")
 	assert.Equal(t, http.StatusAccepted, applies[0].Status)
 }
+
+func TestApplyReloginAfterRestart(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	c, _ := loggedIn(t, srv.URL)
+	srv.ExpireTokens() // as a restart of the mgmt service does
+
+	_, err := c.ApplyConfig(context.Background())
+
+	require.NoError(t, err)
+	applies := srv.RequestsTo(http.MethodPost, "/api/config/apply")
+	require.Len(t, applies, 2)
+	assert.Equal(t, http.StatusUnauthorized, applies[0].Status)
+	assert.Equal(t, http.StatusAccepted, applies[1].Status)
+	assert.Len(t, srv.RequestsTo(http.MethodPost, "/api/login"), 2)
+}
+
+func TestImportNotRepeatedAfter401(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	c, _ := loggedIn(t, srv.URL)
+	srv.ExpireTokens()
+
+	_, err := c.ImportConfig(context.Background(), strings.NewReader("pas_config_version: 4.8.0\n"), "c.yaml")
+
+	assert.ErrorIs(t, err, mgmtapi.ErrUnauthorized)
+	assert.Len(t, srv.RequestsTo(http.MethodPost, "/api/config/import"), 1)
+}

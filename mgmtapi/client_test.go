@@ -403,7 +403,8 @@ func TestAPIErrorSentinels(t *testing.T) {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
 			srv := startFake(t, mgmtapitest.Options{})
 			c, _ := loggedIn(t, srv.URL)
-			srv.FailNext("/api/config/apply", 1, tt.status)
+			// Two, because a 401 is followed by a re-login and one more attempt.
+			srv.FailNext("/api/config/apply", 2, tt.status)
 
 			_, err := c.ApplyConfig(context.Background())
 

@@ -71,8 +71,11 @@ type request struct {
 	streamLength int64
 
 	// auth sends the token. safe allows retries and one re-login on 401.
-	auth bool
-	safe bool
+	// relogin allows only the re-login: a 401 reply proves the server did
+	// not act, so a request without a body can be sent again after it.
+	auth    bool
+	safe    bool
+	relogin bool
 }
 
 // maxJSONReply bounds the JSON replies read into memory.
@@ -86,7 +89,8 @@ func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 	relogged := false
 	for attempt := 0; ; attempt++ {
 		resp, err := c.send(ctx, req)
-		if err == nil && resp.StatusCode == http.StatusUnauthorized && req.auth && req.safe && !relogged {
+		if err == nil && resp.StatusCode == http.StatusUnauthorized && req.auth && (req.safe || req.relogin) &&
+			!relogged {
 			discard(resp)
 			relogged = true
 			c.log.Info("token rejected; logging in again", "method", req.method, "path", req.path)
