@@ -10,10 +10,10 @@ import (
 )
 
 // InventoryHosts returns the hosts of an Ansible YAML inventory such as the
-// deployment tool's inventory.yml: every key of every "hosts" mapping at any
-// depth, replaced by its ansible_host value where one is set, with
-// ":ansible_port" appended where a port is set. The result is sorted and
-// free of duplicates.
+// deployment tool's inventory.yml. A host is a key of a "hosts" mapping at
+// any depth, replaced by its ansible_host value where one is set. Where
+// ansible_port is set, ":PORT" is appended. The result is sorted and free
+// of duplicates.
 func InventoryHosts(data []byte) ([]string, error) {
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {

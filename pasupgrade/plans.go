@@ -69,6 +69,7 @@ func multiUpgradeSteps(path UpgradePath, opts Options) []Step {
 		steps = append(steps, setImageTagStep("4.2.7", path, f))
 	}
 	steps = append(steps, checkConvertedStep("4.2.8", path), commonVarsStep("4.2.9", path))
+
 	// pas-update migrates the configuration of the core package's
 	// components, so it runs where core or HA runs on this node.
 	steps = append(steps, updateSteps("4.2.10", opts.CoreOnMgmt || opts.HA)...)
@@ -76,19 +77,26 @@ func multiUpgradeSteps(path UpgradePath, opts Options) []Step {
 		steps = append(steps, restrictPEMStep("4.2.11"))
 	}
 	steps = append(steps, checkconfigSteps("4.2.12")...)
-	steps = append(steps,
+	return append(steps, multiRestartSteps(path, opts)...)
+}
+
+// multiRestartSteps are the multi node upgrade from the restart of the
+// local services (guide 4.2 step 13) to the final checks.
+func multiRestartSteps(path UpgradePath, opts Options) []Step {
+	steps := []Step{
 		serviceStep("restart", UnitMgmt, "4.2.13"),
 		serviceStep("restart", UnitStorage, "4.2.13"),
 		coreDown(deployStep(StepDeployStorage, "Redeploy the remote nodes and restart their storage", "4.2.14",
 			"restarts the remote core and storage at "+path.To, "--deploy-core", "--restart-storage")),
 		postUpgradeStep("4.2.15", path, opts),
-	)
+	}
 	if opts.CoreOnMgmt {
 		steps = append(steps, coreDown(serviceStep("restart", UnitCore, "4.2.16")))
 	}
 	if opts.HA {
 		steps = append(steps, serviceStep("restart", UnitHA, "4.2.17"))
 	}
+
 	steps = append(steps, coreDown(deployStep(StepDeployCore, "Upgrade and restart the remote core", "4.2.18",
 		"restarts the remote core at "+path.To, "--restart-core")))
 	if opts.HA {
@@ -125,9 +133,9 @@ func checkconfigSteps(section string) []Step {
 }
 
 // localUnits returns the local units of opts, in the guide's order. The
-// core package, which ships the HA unit, is installed on the management
-// node in every topology, and the guide restarts the local HA component
-// whenever HA runs; core runs there only with CoreOnMgmt.
+// guide restarts the local HA component whenever HA runs, because the core
+// package that ships its unit is installed on the management node in every
+// topology. Core itself runs there only with CoreOnMgmt.
 func localUnits(opts Options) []string {
 	units := []string{UnitMgmt, UnitStorage}
 	if opts.localCore() {
@@ -199,25 +207,47 @@ func NewRestorePlan(path UpgradePath, opts Options) (*Plan, error) {
 	if err := opts.Validate(true); err != nil {
 		return nil, err
 	}
+
 	steps := []Step{copyBackupStep()}
 	if opts.multi() {
 		steps = append(steps, loadAccessStep())
 	}
+	steps = append(steps, restoreCleanupSteps(path, opts)...)
+	steps = append(steps, reinstallStep(path), restoreZipStep())
+	steps = append(steps, restoreStartSteps(path, opts)...)
+	steps = append(steps, importConfigStep(), applyConfigStep(),
+		verifyVersionsStep("5.2", path.From, opts.multi()))
+
+	plan := &Plan{Kind: KindRestore, Path: path, Options: opts, Steps: steps}
+	return plan, plan.Validate()
+}
+
+// restoreCleanupSteps stop every PAS service on every node, purge the
+// packages and remove the local pas user (guide 5.1).
+func restoreCleanupSteps(path UpgradePath, opts Options) []Step {
 	stopUnits := []string{UnitCore, UnitMgmt, UnitStorage}
 	if opts.HA {
 		stopUnits = slices.Insert(stopUnits, 0, UnitHA)
 	}
+	var steps []Step
 	for _, unit := range stopUnits {
 		steps = append(steps, serviceStep("stop", unit, "5.1.1"))
 	}
 	if opts.multi() {
 		steps = append(steps, stopRemoteStep(opts.HA))
 	}
+
 	steps = append(steps, purgeStep(path))
 	if opts.multi() {
 		steps = append(steps, purgeRemoteStep(path))
 	}
-	steps = append(steps, removeUserStep(), reinstallStep(path), restoreZipStep())
+	return append(steps, removeUserStep())
+}
+
+// restoreStartSteps start the local services and redeploy the remote nodes
+// (guide 5.2.1 items 2 to 4).
+func restoreStartSteps(path UpgradePath, opts Options) []Step {
+	var steps []Step
 	for _, unit := range []string{UnitStorage, UnitMgmt} {
 		steps = append(steps, serviceStep("start", unit, "5.2.1.2"))
 	}
@@ -227,21 +257,19 @@ func NewRestorePlan(path UpgradePath, opts Options) (*Plan, error) {
 	if opts.HA {
 		steps = append(steps, serviceStep("start", UnitHA, "5.2.1.2"))
 	}
-	// The guide deploys the remote nodes with --deploy-core and --deploy-ha
-	// alone. Their services were stopped by the restore, and a deployment
-	// does not start a stopped service, so the restart flags the upgrade
-	// uses are added to bring them up.
-	if opts.multi() {
-		steps = append(steps, deployStep(StepDeployCore, "Deploy the remote core nodes", "5.2.1.3",
-			"reinstalls and starts the remote core at "+path.From,
-			"--deploy-core", "--restart-storage", "--restart-core"))
-		if opts.HA {
-			steps = append(steps, deployStep(StepDeployHA, "Start the remote HA component", "5.2.1.4",
-				"starts the remote HA component", "--deploy-ha", "--restart-ha"))
-		}
+	if !opts.multi() {
+		return steps
 	}
-	steps = append(steps, importConfigStep(), applyConfigStep(),
-		verifyVersionsStep("5.2", path.From, opts.multi()))
-	plan := &Plan{Kind: KindRestore, Path: path, Options: opts, Steps: steps}
-	return plan, plan.Validate()
+
+	// The guide deploys the remote nodes with --deploy-core and --deploy-ha
+	// alone. The restore stopped their services, and a deployment does not
+	// start a stopped service, so the upgrade's restart flags are added.
+	steps = append(steps, deployStep(StepDeployCore, "Deploy the remote core nodes", "5.2.1.3",
+		"reinstalls and starts the remote core at "+path.From,
+		"--deploy-core", "--restart-storage", "--restart-core"))
+	if opts.HA {
+		steps = append(steps, deployStep(StepDeployHA, "Start the remote HA component", "5.2.1.4",
+			"starts the remote HA component", "--deploy-ha", "--restart-ha"))
+	}
+	return steps
 }
