@@ -58,7 +58,10 @@ type commonVars struct {
 
 // runDeployCore deploys the packages named in common_vars.yml to the core
 // (and HA) nodes of the inventory and restarts their services over SSH, as
-// the pas user with the key in /opt/balasys/.ssh. Remote nodes need the
+// the pas user with the key in /opt/balasys/.ssh. The --deploy-* flags
+// install and migrate without starting or restarting anything, because the
+// lab configures a new node's ports between the deployment and the start;
+// the --restart-* flags start stopped services as well. Remote nodes need the
 // core package's sudoers rule, which lets pas run dpkg and systemctl.
 func runDeployCore(env *environment, args []string) error {
 	var opts deployOptions
