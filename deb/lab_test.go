@@ -3,7 +3,6 @@ package deb_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -290,26 +289,64 @@ func eventKinds(events []deb.Event) []deb.EventKind {
 }
 
 // Case: another process holds the dpkg lock inside the node, where it
-// cannot be probed from outside. The Manager retries while dpkg reports
-// the lock, names the holder's pid from dpkg's message, and gives up when
-// the wait ends.
+// cannot be probed from outside. The Manager retries while dpkg, apt-get
+// or debconf-set-selections reports the lock, names the holder's pid from
+// the message, and gives up when the wait ends.
 func TestLabWaitsForDpkgLock(t *testing.T) {
 	f := newLabFixture(t)
 	node := f.startNode(t)
 	ctx := context.Background()
+	// The postinst runs under debconf, so the debconf database is locked
+	// too while it sleeps.
 	slow := debtest.Build(t, f.work, debtest.Spec{Name: "pasupgrade-debtest-slow", Version: "1.0",
-		Scripts: map[string]string{"postinst": "#!/bin/sh\nsleep 15\n"}})
+		Scripts: map[string]string{"postinst": "#!/bin/sh\n. /usr/share/debconf/confmodule\nsleep 25\n"}})
+	asking := singleSet(t, debtest.Build(t, f.work, debtest.Spec{Name: "pasupgrade-debtest-asks", Version: "1.0",
+		Templates: "Template: pasupgrade-debtest-asks/overwrite-config\nType: boolean\nDescription: overwrite?\n"}))
 	nodeRun(t, node, "sh", "-c", "dpkg --install "+slow+" >/tmp/slow.log 2>&1 &")
+	waitForProcess(t, node, "sleep")
 	holder := waitForProcess(t, node, "dpkg")
-
 	short := &deb.Manager{Runner: node, LockWait: 500 * time.Millisecond, LockPoll: 100 * time.Millisecond}
-	err := short.ConfigurePending(ctx)
 
-	var lockErr *deb.LockError
-	require.ErrorAs(t, err, &lockErr)
-	assert.Equal(t, "the dpkg frontend lock", lockErr.Lock)
-	assert.Equal(t, holder, lockErr.Holder.PID)
-	assert.Contains(t, err.Error(), fmt.Sprintf("process %d", holder))
+	tests := []struct {
+		name       string
+		run        func() error
+		wantLock   string
+		wantHolder deb.LockHolder
+	}{
+		{
+			name:       "dpkg",
+			run:        func() error { return short.ConfigurePending(ctx) },
+			wantLock:   "the dpkg frontend lock",
+			wantHolder: deb.LockHolder{PID: holder},
+		},
+		{
+			name: "apt-get",
+			run: func() error {
+				_, err := short.Remove(ctx, []string{"pasupgrade-debtest-slow"}, true)
+				return err
+			},
+			wantLock:   "the dpkg frontend lock",
+			wantHolder: deb.LockHolder{PID: holder, Command: "dpkg"},
+		},
+		{
+			name: "debconf-set-selections",
+			run: func() error {
+				_, err := short.Install(ctx, asking, deb.InstallOptions{})
+				return err
+			},
+			wantLock: "the debconf database lock",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+
+			var lockErr *deb.LockError
+			require.ErrorAs(t, err, &lockErr)
+			assert.Equal(t, tt.wantLock, lockErr.Lock)
+			assert.Equal(t, tt.wantHolder, lockErr.Holder)
+		})
+	}
 
 	patient := &deb.Manager{Runner: node, LockWait: 2 * time.Minute, LockPoll: 250 * time.Millisecond}
 	var events []deb.Event

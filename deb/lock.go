@@ -195,7 +195,8 @@ func (l FileLock) command(pid int) string {
 	return strings.TrimSpace(string(comm))
 }
 
-// Messages of dpkg (1.21), apt (2.6) and debconf when a lock is held.
+// Messages of a held lock as Debian bookworm's dpkg 1.21, apt 2.6 and
+// debconf 1.5 print them; the lab tests check each against the real tool.
 var (
 	lockedMessage = regexp.MustCompile(`(?i)(locked by another process|could not get lock|unable to acquire the dpkg)`)
 	lockPID       = regexp.MustCompile(`(?:with pid|held by process) (\d+)(?: \(([^)]+)\))?`)
