@@ -40,6 +40,8 @@ func TestResumeAfterEachStepFails(t *testing.T) {
 	injected := errors.New("injected failure")
 	for _, tc := range planCases() {
 		t.Run(tc.name, func(t *testing.T) {
+			// The runs wait mostly on the journal's fsync, so they overlap.
+			t.Parallel()
 			full, starts := referenceRun(t, tc)
 			for i, st := range starts {
 				end := len(full)
