@@ -80,13 +80,7 @@ func (l *testLab) simState(ctx context.Context) mgmtapitest.Dump {
 // pas-mgmt-sim for the kinds.
 func (l *testLab) addFault(ctx context.Context, fault string) {
 	l.t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.lab.MgmtURL()+"/_sim/faults",
-		strings.NewReader(fault))
-	require.NoError(l.t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(l.t, err, "adding fault %s", fault)
-	resp.Body.Close()
-	require.Equal(l.t, http.StatusNoContent, resp.StatusCode, "adding fault %s", fault)
+	l.simRequest(ctx, http.MethodPost, "/_sim/faults", fault)
 }
 
 // coreURL returns the core proxy's URL on the node called name.

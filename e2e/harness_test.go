@@ -143,6 +143,10 @@ func startLab(t *testing.T, opts lab.Options) *testLab {
 	require.NoError(t, os.MkdirAll(filepath.Dir(tl.cli), 0o755))
 	require.NoError(t, os.WriteFile(tl.cli, data, 0o755))
 	tl.writeConfig("")
+
+	// Every test's node has a locally edited conffile, which the upgrade
+	// must keep and the restore must bring back.
+	tl.editConffileLocally(ctx)
 	return tl
 }
 
@@ -215,7 +219,12 @@ func (l *testLab) withMgmt(args ...string) []string {
 // nil, receives every event as it arrives.
 func (l *testLab) runCLI(ctx context.Context, onEvent func(event), args ...string) cliRun {
 	l.t.Helper()
-	argv := append([]string{l.cli}, args...)
+	return l.runArgv(ctx, onEvent, append([]string{l.cli}, args...))
+}
+
+// runArgv runs argv, which starts pasupgrade-cli, as runCLI does.
+func (l *testLab) runArgv(ctx context.Context, onEvent func(event), argv []string) cliRun {
+	l.t.Helper()
 	argv = append(argv, "--json", "--debug")
 	var stdout, stderr bytes.Buffer
 	lines := &eventWriter{onEvent: onEvent}
@@ -231,7 +240,7 @@ func (l *testLab) runCLI(ctx context.Context, onEvent func(event), args ...strin
 		require.ErrorAs(l.t, err, &exitErr, "running %v in the node", argv)
 		run.ExitCode = res.ExitCode
 	}
-	l.t.Logf("pasupgrade-cli %s: exit %d\nstderr:\n%s", strings.Join(args, " "), run.ExitCode, run.Stderr)
+	l.t.Logf("%s: exit %d\nstderr:\n%s", strings.Join(argv, " "), run.ExitCode, run.Stderr)
 	return run
 }
 
@@ -285,6 +294,14 @@ func (l *testLab) inNode(ctx context.Context, argv ...string) string {
 	res, err := l.mgmt.Run(ctx, runner.Command{Argv: argv})
 	require.NoError(l.t, err, "running %v in the management node", argv)
 	return string(res.Stdout)
+}
+
+// runInNode runs argv as root in the management node and returns its
+// standard output. Unlike inNode it does not stop the test, so event
+// callbacks, which run outside the test's goroutine, can use it.
+func (l *testLab) runInNode(ctx context.Context, argv ...string) (string, error) {
+	res, err := l.mgmt.Run(ctx, runner.Command{Argv: argv})
+	return string(res.Stdout), err
 }
 
 // logWriter sends log lines to t.Log.

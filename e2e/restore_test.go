@@ -71,10 +71,14 @@ func (l *testLab) assertRestored(ctx context.Context, snapshot, runningSHA256 st
 func (l *testLab) restore(ctx context.Context, backupSet string) cliRun {
 	l.t.Helper()
 	require.NotEmpty(l.t, backupSet, "no backup set to restore")
-	// The restore plan installs the 4.8.0 packages from the same deb-dir,
-	// which holds both versions.
-	run := l.runCLI(ctx, nil, l.withConfig("restore", "--yes", "--backup", backupSet,
-		"--transcript", filepath.Join(l.lab.WorkDir(), "restore-transcript.log"))...)
+	// The restore keeps its journal in a work directory of its own: the
+	// upgrade's holds the journal of the upgrade, which a failed upgrade
+	// leaves unfinished. The restore plan installs the 4.8.0 packages from
+	// the same deb-dir, which holds both versions.
+	workDir := filepath.Join(l.lab.Dir, "restore-work")
+	l.inNode(ctx, "install", "-d", "-o", "root", "-g", "root", workDir)
+	run := l.runCLI(ctx, nil, l.withConfig("restore", "--yes", "--backup", backupSet, "--work-dir", workDir,
+		"--transcript", filepath.Join(workDir, "transcript.log"))...)
 	require.Equal(l.t, 0, run.ExitCode, "pasupgrade-cli restore failed; stdout:\n%s", run.Stdout)
 	return run
 }
@@ -87,7 +91,6 @@ func TestRestoreAfterUpgrade(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
 	defer cancel()
 
-	l.editConffileLocally(ctx)
 	snapshot := l.snapshotBootstrap(ctx)
 	running := l.simState(ctx).Running
 

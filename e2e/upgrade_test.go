@@ -26,7 +26,6 @@ func TestSingleNodeUpgrade(t *testing.T) {
 	for _, pkg := range lab.Packages {
 		require.Equal(t, "4.8.0 install ok installed", before[pkg], "package %s before the upgrade", pkg)
 	}
-	l.editConffileLocally(ctx)
 
 	prober := &Prober{URL: l.coreURL("mgmt")}
 	prober.Start()
