@@ -33,12 +33,19 @@ func (c ModeChange) String() string {
 
 // PlanCertModes lists the regular files named "*.pem" in the tree under
 // dir whose mode is not CertMode. It selects what
-// find "dir" -type f -name '*.pem' selects. Symbolic links, to files or
+// find "dir/" -type f -name '*.pem' selects. The directory dir may itself
+// be a symbolic link, but symbolic links inside the tree, to files or
 // directories, are neither followed nor changed, so nothing outside the
 // tree is touched.
 func PlanCertModes(dir string) ([]ModeChange, error) {
+	// The trailing separator makes the walk's first Lstat follow dir when
+	// it is a symbolic link, as the trailing slash does for find.
+	root := dir
+	if !strings.HasSuffix(root, string(filepath.Separator)) {
+		root += string(filepath.Separator)
+	}
 	var changes []ModeChange
-	err := filepath.WalkDir(dir, func(path string, entry fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, entry fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

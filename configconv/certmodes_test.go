@@ -106,3 +106,21 @@ func TestPlanCertModesMissingDir(t *testing.T) {
 	_, err := PlanCertModes(filepath.Join(t.TempDir(), "missing"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
+
+// find "/opt/balasys/etc/storage/" follows the directory when it is a
+// symbolic link, because of the trailing slash.
+func TestPlanCertModesLinkedStorageDir(t *testing.T) {
+	base := t.TempDir()
+	target := filepath.Join(base, "data", "storage")
+	writeFile(t, filepath.Join(target, "certs", "ca.pem"), 0o644)
+	dir := filepath.Join(base, "storage")
+	require.NoError(t, os.Symlink(target, dir))
+
+	changes, err := PlanCertModes(dir)
+	require.NoError(t, err)
+	want := []ModeChange{{Path: filepath.Join(dir, "certs", "ca.pem"), From: 0o644, To: 0o600}}
+	assert.Equal(t, want, changes)
+
+	require.NoError(t, ApplyModeChanges(dir, changes))
+	assert.Equal(t, os.FileMode(0o600), modeOf(t, filepath.Join(target, "certs", "ca.pem")))
+}

@@ -117,8 +117,8 @@ func newEditCertModesCmd(a *app) *cobra.Command {
 		Short: "Make the storage certificates readable by their owner only (chmod 600)",
 		Long: `cert-modes sets mode 600 on every regular *.pem file under
 /opt/balasys/etc/storage, as find "/opt/balasys/etc/storage/" -type f
--name '*.pem' -exec chmod 600 {} + does. Symbolic links are neither followed
-nor changed.`,
+-name '*.pem' -exec chmod 600 {} + does. The directory may be a symbolic
+link, but symbolic links inside it are neither followed nor changed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir := a.pasPath(configconv.StorageConfigDir)
