@@ -100,3 +100,39 @@ func connectForTest(t *testing.T) *client.Client {
 	t.Cleanup(func() { cli.Close() })
 	return cli
 }
+
+func TestSplitRef(t *testing.T) {
+	tests := []struct {
+		ref, repo, tag string
+	}{
+		{"pasupgrade-lab-node:abc", "pasupgrade-lab-node", "abc"},
+		{"pasupgrade-lab-x/pas-upgrade-tool:4.9.0", "pasupgrade-lab-x/pas-upgrade-tool", "4.9.0"},
+		{"localhost:5000/tool", "localhost:5000/tool", "latest"},
+		{"localhost:5000/tool:1", "localhost:5000/tool", "1"},
+		{"plain", "plain", "latest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ref, func(t *testing.T) {
+			repo, tag := splitRef(tt.ref)
+			assert.Equal(t, tt.repo, repo)
+			assert.Equal(t, tt.tag, tag)
+		})
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	assert.Equal(t, "/tmp/a b", unescapeMount(`/tmp/a\040b`))
+	assert.Equal(t, "/tmp/tab\there", unescapeMount(`/tmp/tab\011here`))
+	assert.Equal(t, `/tmp/trailing\`, unescapeMount(`/tmp/trailing\`))
+}
+
+func TestRemoveTreeWithoutMounts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tree")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "proc", "deep"), 0o755))
+	mounts, err := mountsUnder(dir)
+	require.NoError(t, err)
+	assert.Empty(t, mounts)
+	require.NoError(t, removeTree(dir))
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err))
+}
