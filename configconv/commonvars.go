@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -46,9 +45,9 @@ func PlanCommonVars(path string, vars CommonVars) (FileEdit, error) {
 	if !imageTagPattern.MatchString(vars.ImageTag) {
 		return FileEdit{}, invalidTagError(vars.ImageTag)
 	}
-	before, err := os.ReadFile(path)
+	before, err := readEditable(path)
 	if err != nil {
-		return FileEdit{}, fmt.Errorf("reading %s: %w", path, err)
+		return FileEdit{}, err
 	}
 	after, err := SetYAMLValues(before, map[string]string{
 		"storage_deb_path":            vars.StorageDebPath,

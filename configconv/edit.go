@@ -60,9 +60,8 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("writing %s: not a regular file (mode %s); edit the file it names instead",
-			path, info.Mode().Type())
+	if err := checkRegular(path, info); err != nil {
+		return err
 	}
 
 	dir := filepath.Dir(path)
@@ -125,4 +124,37 @@ func syncDir(dir string) error {
 		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// readEditable reads a file that an edit will replace. It rejects the files
+// WriteFileAtomic rejects, so that a dry run reports them and a real run
+// fails before it writes any file.
+func readEditable(path string) ([]byte, error) {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := checkRegular(path, info); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// checkRegular rejects anything but a regular file at path, because the
+// rename of an atomic write would replace a symbolic link instead of the
+// file it names.
+func checkRegular(path string, info fs.FileInfo) error {
+	switch {
+	case info.Mode().IsRegular():
+		return nil
+	case info.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("writing %s: not a regular file but a symbolic link, which an atomic write would replace; "+
+			"edit the file it names by hand", path)
+	default:
+		return fmt.Errorf("writing %s: not a regular file (type %s)", path, info.Mode().Type())
+	}
 }

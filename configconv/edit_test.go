@@ -281,3 +281,27 @@ func TestWriteFileAtomicRejectsSymlink(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "old\n", string(got))
 }
+
+// A file that Apply would reject fails the plan, so a dry run reports it
+// and a real run writes none of the files.
+func TestPlanRejectsSymlinkedFile(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "docker-compose.conf")
+	require.NoError(t, os.WriteFile(conf, readFixture(t, "docker-compose.conf"), 0o600))
+	target := filepath.Join(dir, "real.conf")
+	require.NoError(t, os.WriteFile(target, readFixture(t, "docker-compose.conf"), 0o600))
+	link := filepath.Join(dir, "linked.conf")
+	require.NoError(t, os.Symlink(target, link))
+
+	_, err := PlanImageTag([]string{conf, link}, "4.9.0")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), link)
+	assert.Contains(t, err.Error(), "symbolic link")
+
+	vars := filepath.Join(dir, "common_vars.yml")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "vars.yml"), readFixture(t, "common_vars.yml"), 0o600))
+	require.NoError(t, os.Symlink("vars.yml", vars))
+	_, err = PlanCommonVars(vars, CommonVarsFor("4.9.0", "/srv/debs"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "symbolic link")
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 )
@@ -45,9 +44,9 @@ func PlanImageTag(paths []string, tag string) ([]FileEdit, error) {
 	}
 	edits := make([]FileEdit, 0, len(paths))
 	for _, path := range paths {
-		before, err := os.ReadFile(path)
+		before, err := readEditable(path)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
+			return nil, err
 		}
 		after, err := SetEnvValue(before, ImageTagKey, tag)
 		if err != nil {
