@@ -99,15 +99,25 @@ type Options struct {
 
 // Lab is a running lab, as recorded in DIR/lab.json.
 type Lab struct {
-	Name       string    `json:"name"`
-	Dir        string    `json:"dir"`
-	Topology   string    `json:"topology"`
-	HA         bool      `json:"ha"`
-	CoreOnMgmt bool      `json:"core_on_mgmt"`
-	NodeImage  string    `json:"node_image"`
-	ToolImage  string    `json:"tool_image"`
-	Nodes      []LabNode `json:"nodes"`
-	Created    time.Time `json:"created"`
+	// Name, Dir, Topology, HA and CoreOnMgmt are the Options the lab was
+	// started with, after defaults.
+	Name       string `json:"name"`
+	Dir        string `json:"dir"`
+	Topology   string `json:"topology"`
+	HA         bool   `json:"ha"`
+	CoreOnMgmt bool   `json:"core_on_mgmt"`
+
+	// NodeImage is the node image reference; Down keeps that image.
+	NodeImage string `json:"node_image"`
+
+	// ToolImage is the lab's upgrade tool image; Down removes it.
+	ToolImage string `json:"tool_image"`
+
+	// Nodes are the node containers, the management node first.
+	Nodes []LabNode `json:"nodes"`
+
+	// Created is when Up started, in UTC.
+	Created time.Time `json:"created"`
 }
 
 // LabNode is one node container of a lab.
