@@ -93,6 +93,11 @@ func (t *tool) postUpgrade(ctx context.Context, timeout time.Duration) error {
 	fmt.Fprintf(t.stdout, "Uploaded %s (%d pending changes)\n", source, pending)
 
 	id, err := c.ApplyConfig(ctx)
+	if errors.Is(err, mgmtapi.ErrApplyUnconfirmed) {
+		// The server may have started the apply without confirming it in
+		// time, which is a timed-out apply for the caller.
+		return &exitCodeError{code: exitApply, err: fmt.Errorf("starting the config apply: %w", err)}
+	}
 	if err != nil {
 		return fmt.Errorf("starting the config apply: %w", err)
 	}
@@ -117,7 +122,7 @@ func (t *tool) loggedInClient(ctx context.Context) (*mgmtapi.Client, error) {
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, withCode(exitUsage, "--frontend-baseurl %q is not an http:// or https:// URL", t.baseURL)
 	}
-	var opts []mgmtapi.Option
+	opts := append([]mgmtapi.Option{}, t.clientOptions...)
 	if t.caCert != "" {
 		opts = append(opts, mgmtapi.WithCAFile(t.workPath(t.caCert)))
 	}

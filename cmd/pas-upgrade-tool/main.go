@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/pasops/pasupgrade/mgmtapi"
 )
 
 // Exit codes. The configconv package branches on them.
@@ -79,6 +81,10 @@ type tool struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	readSecret func(fd int) ([]byte, error)
+
+	// clientOptions are added to the management API client's options;
+	// tests shorten its timeout with them.
+	clientOptions []mgmtapi.Option
 }
 
 func main() {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pasops/pasupgrade/mgmtapi"
 	"github.com/pasops/pasupgrade/mgmtapi/mgmtapitest"
 )
 
@@ -301,4 +302,25 @@ func TestHelpExitsZero(t *testing.T) {
 		assert.Equal(t, exitOK, r.code, args)
 		assert.Contains(t, r.stderr, "config-apply-timeout", args)
 	}
+}
+
+func TestPostUpgradeUnconfirmedApply(t *testing.T) {
+	srv := startServer(t, "4.9.0")
+	srv.DelayNext("/api/config/apply", 1, 3*time.Second)
+	work := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(work, convertedFile),
+		[]byte("pas_config_version: 4.9.0\n"), 0o644))
+	var stdout, stderr bytes.Buffer
+	tl := &tool{
+		workDir:       work,
+		stdin:         bufio.NewReader(strings.NewReader(testPassword + "\n")),
+		stdout:        &stdout,
+		stderr:        &stderr,
+		clientOptions: []mgmtapi.Option{mgmtapi.WithTimeout(500 * time.Millisecond)},
+	}
+
+	code := tl.main(context.Background(), []string{"--frontend-baseurl", srv.URL, "post-upgrade"})
+
+	assert.Equal(t, exitApply, code, stderr.String())
+	assert.Contains(t, stderr.String(), "starting the config apply")
 }
