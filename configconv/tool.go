@@ -77,7 +77,8 @@ func (e *ToolError) Error() string {
 	msg := fmt.Sprintf("upgrade tool %s exited with code %d", e.Subcommand, e.ExitCode)
 	switch e.kind {
 	case ErrNeedsAnswer:
-		msg += ": the conversion needs an answer; run it on a terminal or give an answers file"
+		msg += ": the conversion needs the answer y for an item it cannot convert by itself; " +
+			"answer y on a terminal or in an answers file, or change the item in the exported file"
 	case ErrApplyFailed:
 		msg += ": the config apply failed or timed out; check the nodes named below, then run post-upgrade again"
 	}

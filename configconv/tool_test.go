@@ -199,7 +199,7 @@ func TestToolExitCodes(t *testing.T) {
 		wantErr    error
 		wantText   string
 	}{
-		{"conversion needs answer", "convert-config", 3, ErrNeedsAnswer, "run it on a terminal or give an answers file"},
+		{"conversion needs answer", "convert-config", 3, ErrNeedsAnswer, "answer y on a terminal or in an answers file"},
 		{"apply failed", "post-upgrade", 4, ErrApplyFailed, "config apply failed on nodes: core-1"},
 		{"generic failure", "pre-upgrade", 1, ErrToolFailed, "exited with code 1"},
 		{"code 3 outside conversion", "pre-upgrade", 3, ErrToolFailed, "exited with code 3"},

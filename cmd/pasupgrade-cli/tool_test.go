@@ -37,7 +37,7 @@ func TestToolHostRunnerSubcommands(t *testing.T) {
 
 	code, _, errOut = runMgmtCLI(t, "", append([]string{"tool", "convert-config"}, base...)...)
 	assert.Equal(t, exitCheckFailed, code, "no terminal and no answers")
-	assert.Contains(t, errOut, "needs an answer")
+	assert.Contains(t, errOut, "answer y on a terminal or in an answers file")
 	assert.Contains(t, errOut, "legacy_auth")
 
 	answers := filepath.Join(t.TempDir(), "answers")
