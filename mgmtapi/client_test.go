@@ -541,3 +541,30 @@ func TestEndpointsSet(t *testing.T) {
 	assert.ErrorContains(t, e.Set("status", "api/status"), "want an absolute path")
 	assert.ErrorContains(t, e.Set("status", "/api/status?x=1"), "without query")
 }
+
+func TestJSONWithOtherContentType(t *testing.T) {
+	// Some servers label JSON as text/plain; HTML is still rejected.
+	replies := map[string]string{
+		"/api/login":   `{"token":"t0ken"}`,
+		"/api/version": `{"version":"4.8.0"}`,
+		"/api/changes": `not json at all`,
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte(replies[r.URL.Path]))
+	})
+	srv := &http.Server{Handler: handler}
+	ln := listenLoopback(t)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c, _ := loggedIn(t, "http://"+ln.Addr().String())
+
+	version, err := c.Version(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "4.8.0", version)
+
+	_, err = c.PendingChanges(context.Background())
+	assert.ErrorIs(t, err, mgmtapi.ErrInvalidReply)
+	assert.Contains(t, err.Error(), `"not json at all"`)
+	assert.Contains(t, err.Error(), "text/plain")
+}

@@ -1,6 +1,7 @@
 package mgmtapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -265,8 +266,12 @@ func (c *Client) timeoutError(ctx context.Context, req request, err error) error
 }
 
 // decodeJSON reads a JSON reply into out.
+//
+// An HTML page is rejected at once. Any other Content-Type is accepted when
+// the body decodes, because the API is undocumented and some servers label
+// JSON as text/plain.
 func (c *Client) decodeJSON(req request, resp *http.Response, out any) error {
-	if !isJSON(resp.Header.Get("Content-Type")) {
+	if isHTML(resp.Header.Get("Content-Type")) {
 		return fmt.Errorf("%w: %s %s returned %s with status %d where JSON was expected: %s",
 			ErrInvalidReply, req.method, c.urlOf(req.path), contentType(resp), resp.StatusCode,
 			c.snippet(resp.Body))
@@ -280,7 +285,8 @@ func (c *Client) decodeJSON(req request, resp *http.Response, out any) error {
 			req.method, c.urlOf(req.path), maxJSONReply)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%w: decoding the reply of %s %s: %v", ErrInvalidReply, req.method, c.urlOf(req.path), err)
+		return fmt.Errorf("%w: decoding the reply of %s %s (%s): %v: %s", ErrInvalidReply, req.method,
+			c.urlOf(req.path), contentType(resp), err, c.snippet(bytes.NewReader(data)))
 	}
 	return nil
 }
@@ -289,14 +295,11 @@ func (c *Client) decodeJSON(req request, resp *http.Response, out any) error {
 func (c *Client) apiError(req request, resp *http.Response) error {
 	defer resp.Body.Close()
 	e := &APIError{Method: req.method, URL: c.urlOf(req.path), Status: resp.StatusCode}
-	if !isJSON(resp.Header.Get("Content-Type")) {
-		e.Message = "the reply is " + contentType(resp) + ", not the API's JSON error: " + c.snippet(resp.Body)
-		return e
-	}
 	var body ErrorBody
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err := json.Unmarshal(data, &body); err != nil {
-		e.Message = "the error reply is not the API's JSON error: " + c.snippet(strings.NewReader(string(data)))
+	if err := json.Unmarshal(data, &body); err != nil || body.Error.Code == "" && body.Error.Message == "" {
+		e.Message = "the reply is " + contentType(resp) + ", not the API's JSON error: " +
+			c.snippet(bytes.NewReader(data))
 		return e
 	}
 	e.Code = c.redact(body.Error.Code)
@@ -349,6 +352,11 @@ func (c *Client) redact(text string) string {
 
 func (c *Client) urlOf(path string) string {
 	return strings.TrimSuffix(c.base.String(), "/") + path
+}
+
+func isHTML(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
 }
 
 func isJSON(ct string) bool {
