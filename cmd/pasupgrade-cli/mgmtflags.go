@@ -29,7 +29,8 @@ type mgmtFlags struct {
 	resolved string
 }
 
-// addMgmtFlags adds --mgmt-url, --cacert, --user and --password-file to cmd.
+// addMgmtFlags adds --mgmt-url, --cacert, --user, --password-file and
+// --mgmt-endpoint to cmd.
 func addMgmtFlags(cmd *cobra.Command, f *mgmtFlags) {
 	flags := cmd.Flags()
 	flags.StringVar(&f.url, "mgmt-url", mgmtapi.DefaultBaseURL,
