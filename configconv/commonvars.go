@@ -91,6 +91,11 @@ func SetYAMLValues(content []byte, values map[string]string) ([]byte, error) {
 			return nil, fmt.Errorf("key %s: %w", keyPath, err)
 		}
 		span.text = formatScalar(value, node.Style)
+		if span.start == span.end {
+			// An empty value ("key:" with nothing after the colon) starts
+			// right after the colon, so the new value needs a blank first.
+			span.text = " " + span.text
+		}
 		spans = append(spans, span)
 	}
 
@@ -152,7 +157,12 @@ func scalarSpan(content []byte, lineStarts []int, node *yaml.Node) (replacement,
 	if node.Line < len(lineStarts) {
 		lineEnd = lineStarts[node.Line] - 1
 	}
-	line := string(content[lineStarts[node.Line-1]:lineEnd])
+	base := lineStarts[node.Line-1]
+	if node.Line == 1 && bytes.HasPrefix(content, byteOrderMark) {
+		// The parser skips a byte order mark without counting a column.
+		base += len(byteOrderMark)
+	}
+	line := string(content[base:lineEnd])
 	start := runeOffset(line, node.Column-1)
 	if start < 0 {
 		return replacement{}, fmt.Errorf("the parser gave column %d, outside line %d", node.Column, node.Line)
@@ -176,9 +186,12 @@ func scalarSpan(content []byte, lineStarts []int, node *yaml.Node) (replacement,
 		return replacement{}, fmt.Errorf("the value spans lines; set it by hand")
 	}
 
-	base := lineStarts[node.Line-1]
 	return replacement{start: base + start, end: base + end}, nil
 }
+
+// byteOrderMark is the UTF-8 encoding of U+FEFF, which some editors write
+// at the start of a file.
+var byteOrderMark = []byte("\ufeff")
 
 // runeOffset converts a character column to a byte offset in line.
 func runeOffset(line string, column int) int {

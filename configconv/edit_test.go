@@ -136,6 +136,11 @@ func TestSetYAMLValuesStyles(t *testing.T) {
 		{"tab before comment", "a: x\t# c\n", "a", "z", "a: z\t# c\n"},
 		{"inside flow mapping", "c: {d: {t: 4.8.0}, e: 1}\n", "c.d.t", "4.9.0", "c: {d: {t: 4.9.0}, e: 1}\n"},
 		{"inside flow with blanks", "c: { t: 4.8.0 , e: 1 }\n", "c.t", "4.9.0", "c: { t: 4.9.0 , e: 1 }\n"},
+		{"byte order mark kept", "\ufeffa: x\nb: y\n", "a", "z", "\ufeffa: z\nb: y\n"},
+		{"empty value", "a:\nb: y\n", "a", "z", "a: z\nb: y\n"},
+		{"empty value before comment", "a: # c\nb: y\n", "a", "z", "a: z # c\nb: y\n"},
+		{"empty nested value", "c:\n  d:\n  e: 1\n", "c.d", "z", "c:\n  d: z\n  e: 1\n"},
+		{"empty value at end", "a:", "a", "z", "a: z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
