@@ -340,14 +340,24 @@ func checkYAMLEdit(before, after []byte, values map[string]string) error {
 	return nil
 }
 
+// setPath sets the value at keys in tree, a document decoded into any. The
+// decoder makes a mapping with a key that is not a string, such as 80, a
+// map[any]any instead of a map[string]any.
 func setPath(tree any, keys []string, value string) error {
-	m, ok := tree.(map[string]any)
-	if !ok {
+	switch m := tree.(type) {
+	case map[string]any:
+		if len(keys) == 1 {
+			m[keys[0]] = value
+			return nil
+		}
+		return setPath(m[keys[0]], keys[1:], value)
+	case map[any]any:
+		if len(keys) == 1 {
+			m[keys[0]] = value
+			return nil
+		}
+		return setPath(m[keys[0]], keys[1:], value)
+	default:
 		return fmt.Errorf("key %s: %w", strings.Join(keys, "."), ErrKeyNotFound)
 	}
-	if len(keys) == 1 {
-		m[keys[0]] = value
-		return nil
-	}
-	return setPath(m[keys[0]], keys[1:], value)
 }
