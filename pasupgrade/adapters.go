@@ -71,7 +71,7 @@ func (d DebPackages) CheckSet(_ context.Context, dir string, names []string, ver
 // and admin password values of req.Answers become deb.InstallOptions. Any
 // other question is rejected, because the deb package preseeds only those.
 func (d DebPackages) Install(ctx context.Context, req InstallRequest) error {
-	set, err := deb.FindSet(req.Files, req.Version)
+	set, err := installSet(req)
 	if err != nil {
 		return err
 	}
@@ -88,6 +88,37 @@ func (d DebPackages) Install(ctx context.Context, req InstallRequest) error {
 	}
 	_, err = d.Manager.Install(ctx, set, opts)
 	return err
+}
+
+// installSet checks the full set of req.Version in the directories of
+// req.Files, as deb.FindSet requires, and keeps the packages of req.Files:
+// the management node of a multi node setup may carry only some of them.
+func installSet(req InstallRequest) (deb.Set, error) {
+	var dirs []string
+	for _, f := range req.Files {
+		if dir := filepath.Dir(f); !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	set, err := deb.FindSet(dirs, req.Version)
+	if err != nil {
+		return set, err
+	}
+	wanted := make([]string, len(req.Files))
+	for i, f := range req.Files {
+		wanted[i] = filepath.Clean(f)
+	}
+	var kept []deb.Package
+	for _, p := range set.Packages {
+		if slices.Contains(wanted, filepath.Clean(p.Path)) {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) != len(req.Files) {
+		return set, fmt.Errorf("the %s set in %s does not contain every file of %v", req.Version, strings.Join(dirs, ", "), req.Files)
+	}
+	set.Packages = kept
+	return set, nil
 }
 
 // Purge removes the packages with their configuration files.

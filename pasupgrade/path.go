@@ -2,6 +2,7 @@ package pasupgrade
 
 import (
 	"fmt"
+	"slices"
 )
 
 // Package names of the three PAS components, as dpkg knows them.
@@ -64,7 +65,9 @@ type DebconfQuestion struct {
 // upgrade sets.
 type ComposeFile struct {
 	Component string
-	Path      string
+	// Package installs the component on a node.
+	Package string
+	Path    string
 }
 
 // UpgradePath describes one upgrade, from one PAS version to the next. Plans
@@ -79,6 +82,11 @@ type UpgradePath struct {
 
 	// RemotePackages are the packages a remote core node carries.
 	RemotePackages []string
+
+	// CorePackages are the packages of the core and HA components. On the
+	// management node of a multi node setup they are installed only where
+	// core or HA runs there.
+	CorePackages []string
 
 	// ToolImage is the upgrade tool's Docker image, including its tag.
 	ToolImage string
@@ -117,6 +125,7 @@ var Upgrade480To490 = UpgradePath{
 	To:             "4.9.0",
 	Packages:       []string{PackageCore, PackageMgmt, PackageStorage},
 	RemotePackages: []string{PackageCore, PackageStorage},
+	CorePackages:   []string{PackageCore},
 	ToolImage:      "pas-upgrade-tool:4.9.0",
 	ExportFile:     "pas-config-4.8.0.yaml",
 	ConvertedFile:  "pas-config-4.9.0.yaml",
@@ -127,9 +136,9 @@ var Upgrade480To490 = UpgradePath{
 		{Package: PackageStorage, Name: "overwrite-config", Type: "boolean", Single: "true", Multi: "false"},
 	},
 	ComposeFiles: []ComposeFile{
-		{Component: "core", Path: "/opt/balasys/etc/infrastructure/pas/docker-compose.conf"},
-		{Component: "mgmt", Path: "/opt/balasys/etc/infrastructure/mgmt/docker-compose.conf"},
-		{Component: "storage", Path: "/opt/balasys/etc/infrastructure/storage/docker-compose.conf"},
+		{Component: "core", Package: PackageCore, Path: "/opt/balasys/etc/infrastructure/pas/docker-compose.conf"},
+		{Component: "mgmt", Package: PackageMgmt, Path: "/opt/balasys/etc/infrastructure/mgmt/docker-compose.conf"},
+		{Component: "storage", Package: PackageStorage, Path: "/opt/balasys/etc/infrastructure/storage/docker-compose.conf"},
 	},
 	ImageTagKey: "DOCKER_IMAGE_TAG",
 	CommonVarsDebKeys: map[string]string{
@@ -144,6 +153,18 @@ var Upgrade480To490 = UpgradePath{
 // "proxedo-api-security_4.9.0_all.deb".
 func DebFile(pkg, version string) string {
 	return fmt.Sprintf("%s_%s_all.deb", pkg, version)
+}
+
+// LocalPackages returns the packages the management node carries for opts,
+// in the order of Packages: all of them, except CorePackages on the
+// management node of a multi node setup where neither core nor HA runs.
+func (p UpgradePath) LocalPackages(opts Options) []string {
+	if !opts.multi() || opts.CoreOnMgmt || opts.HA {
+		return p.Packages
+	}
+	return slices.DeleteFunc(slices.Clone(p.Packages), func(pkg string) bool {
+		return slices.Contains(p.CorePackages, pkg)
+	})
 }
 
 // Validate reports the first missing field of p.

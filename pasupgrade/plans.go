@@ -213,7 +213,7 @@ func NewRestorePlan(path UpgradePath, opts Options) (*Plan, error) {
 		steps = append(steps, loadAccessStep())
 	}
 	steps = append(steps, restoreCleanupSteps(path, opts)...)
-	steps = append(steps, reinstallStep(path), restoreZipStep())
+	steps = append(steps, reinstallStep(path, opts), restoreZipStep())
 	steps = append(steps, restoreStartSteps(path, opts)...)
 	steps = append(steps, importConfigStep(), applyConfigStep(),
 		verifyVersionsStep("5.2", path.From, opts.multi()))
@@ -225,7 +225,10 @@ func NewRestorePlan(path UpgradePath, opts Options) (*Plan, error) {
 // restoreCleanupSteps stop every PAS service on every node, purge the
 // packages and remove the local pas user (guide 5.1).
 func restoreCleanupSteps(path UpgradePath, opts Options) []Step {
-	stopUnits := []string{UnitCore, UnitMgmt, UnitStorage}
+	stopUnits := []string{UnitMgmt, UnitStorage}
+	if opts.localCore() {
+		stopUnits = slices.Insert(stopUnits, 0, UnitCore)
+	}
 	if opts.HA {
 		stopUnits = slices.Insert(stopUnits, 0, UnitHA)
 	}

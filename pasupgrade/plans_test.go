@@ -2,6 +2,7 @@ package pasupgrade_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,6 +36,12 @@ func newSystem(t *testing.T, opts pasupgrade.Options) *pasupgradetest.System {
 	sys := pasupgradetest.NewSystem(t, pasupgrade.Upgrade480To490, hosts...)
 	if opts.Topology == pasupgrade.TopologyMulti && !opts.CoreOnMgmt {
 		sys.Units[pasupgrade.UnitCore] = false
+		if !opts.HA {
+			// Neither core nor HA runs here, so the core package is not
+			// installed either.
+			delete(sys.Packages, pasupgrade.PackageCore)
+			delete(sys.Files, "/opt/balasys/etc/infrastructure/pas/docker-compose.conf")
+		}
 	}
 	if opts.HA {
 		sys.Units[pasupgrade.UnitHA] = true
@@ -88,6 +95,13 @@ var (
 		"tool pre-upgrade as pas",
 		"tool convert-config as pas",
 		installTo + multiAnswers,
+	}
+	// multiHeadNoCore is multiHead on a management node without core and
+	// HA, which carries no core package.
+	multiHeadNoCore = append(slices.Clone(multiHead[:4]), "install proxedo-api-security-mgmt_4.9.0_all.deb "+
+		"proxedo-api-security-storage_4.9.0_all.deb answers proxedo-api-security-mgmt/overwrite-config=false,"+
+		"proxedo-api-security-mgmt/admin-password=***,proxedo-api-security-storage/overwrite-config=false")
+	multiEdits = []string{
 		"write /opt/balasys/etc/infrastructure/pas/docker-compose.conf owner=pas",
 		"write /opt/balasys/etc/infrastructure/mgmt/docker-compose.conf owner=pas",
 		"write /opt/balasys/etc/infrastructure/storage/docker-compose.conf owner=pas",
@@ -115,14 +129,20 @@ func concat(parts ...[]string) []string {
 }
 
 func restoreSteps(multi, ha, coreOnMgmt bool) []string {
+	reinstall := "install proxedo-api-security_4.8.0_all.deb proxedo-api-security-mgmt_4.8.0_all.deb proxedo-api-security-storage_4.8.0_all.deb"
+	if multi && !ha && !coreOnMgmt {
+		reinstall = "install proxedo-api-security-mgmt_4.8.0_all.deb proxedo-api-security-storage_4.8.0_all.deb"
+	}
 	const set = "/var/backups/pasupgrade/set-7"
 	const copied = set + ".restore-20261204T100000Z"
 	log := []string{"backup copy " + set + " to " + copied}
 	if ha {
 		log = append(log, "systemctl stop proxedo-api-security-ha")
 	}
+	if !multi || coreOnMgmt {
+		log = append(log, "systemctl stop proxedo-api-security")
+	}
 	log = append(log,
-		"systemctl stop proxedo-api-security",
 		"systemctl stop proxedo-api-security-mgmt",
 		"systemctl stop proxedo-api-security-storage",
 	)
@@ -143,7 +163,7 @@ func restoreSteps(multi, ha, coreOnMgmt bool) []string {
 	}
 	log = append(log,
 		"run[root] userdel --force --remove pas",
-		"install proxedo-api-security_4.8.0_all.deb proxedo-api-security-mgmt_4.8.0_all.deb proxedo-api-security-storage_4.8.0_all.deb",
+		reinstall,
 		"backup restore "+copied+" as pas",
 		"systemctl start proxedo-api-security-storage",
 		"systemctl start proxedo-api-security-mgmt",
@@ -182,21 +202,21 @@ func planCases() []planCase {
 	}
 	return []planCase{
 		{name: "single node", opts: single, want: singleUpgrade},
-		{name: "multi node", opts: multi, want: concat(multiHead, multiTail, []string{
+		{name: "multi node", opts: multi, want: concat(multiHeadNoCore, multiEdits[1:], multiTail, []string{
 			"run[pas] pas-mgmt-deploy-core --restart-core",
 		})},
-		{name: "multi node with core on mgmt", opts: multiCore, want: concat(multiHead,
+		{name: "multi node with core on mgmt", opts: multiCore, want: concat(multiHead, multiEdits,
 			[]string{"run[pas] pas-update"}, multiTail, []string{
 				"systemctl restart proxedo-api-security",
 				"run[pas] pas-mgmt-deploy-core --restart-core",
 			})},
-		{name: "multi node with HA", opts: multiHA, want: concat(multiHead,
+		{name: "multi node with HA", opts: multiHA, want: concat(multiHead, multiEdits,
 			[]string{"run[pas] pas-update"}, multiTail, []string{
 				"systemctl restart proxedo-api-security-ha",
 				"run[pas] pas-mgmt-deploy-core --restart-core",
 				"run[pas] pas-mgmt-deploy-core --deploy-ha --restart-ha",
 			})},
-		{name: "multi node with HA and core on mgmt", opts: multiHACore, want: concat(multiHead,
+		{name: "multi node with HA and core on mgmt", opts: multiHACore, want: concat(multiHead, multiEdits,
 			[]string{"run[pas] pas-update"}, multiTail, []string{
 				"systemctl restart proxedo-api-security",
 				"systemctl restart proxedo-api-security-ha",
@@ -245,7 +265,7 @@ func TestPlansFollowGuideOrder(t *testing.T) {
 			if tc.restore {
 				want = pasupgrade.Upgrade480To490.From
 			}
-			for _, p := range pasupgrade.Upgrade480To490.Packages {
+			for _, p := range pasupgrade.Upgrade480To490.LocalPackages(tc.opts) {
 				assert.Equal(t, want, sys.Packages[p].Version, p)
 			}
 			for host, v := range sys.Remote {

@@ -156,12 +156,13 @@ func checkPASUser(ctx context.Context, e *Env) CheckResult {
 }
 
 func checkPackages(ctx context.Context, e *Env) CheckResult {
-	installed, err := e.Deps.Packages.Installed(ctx, e.Path.Packages)
+	local := e.Path.LocalPackages(e.Options)
+	installed, err := e.Deps.Packages.Installed(ctx, local)
 	if err != nil {
 		return fail("check that dpkg-query works", "reading the installed packages: %v", err)
 	}
 	var wrong []string
-	for _, pkg := range e.Path.Packages {
+	for _, pkg := range local {
 		st, ok := installed[pkg]
 		switch {
 		case !ok:
@@ -176,7 +177,7 @@ func checkPackages(ctx context.Context, e *Env) CheckResult {
 		return fail("this upgrade starts from "+e.Path.From+"; repair the packages with dpkg --configure -a or reinstall "+e.Path.From,
 			"%s", strings.Join(wrong, "; "))
 	}
-	return pass("%s installed at %s", strings.Join(e.Path.Packages, ", "), e.Path.From)
+	return pass("%s installed at %s", strings.Join(local, ", "), e.Path.From)
 }
 
 func checkDebSet(version string) func(context.Context, *Env) CheckResult {

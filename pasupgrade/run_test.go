@@ -53,7 +53,7 @@ func TestDryRunShowsEditDiffs(t *testing.T) {
 	}})
 	require.NoError(t, err)
 	text := strings.Join(would, "\n")
-	assert.Contains(t, text, "write /opt/balasys/etc/infrastructure/pas/docker-compose.conf (owner pas):\n"+
+	assert.Contains(t, text, "write /opt/balasys/etc/infrastructure/mgmt/docker-compose.conf (owner pas):\n"+
 		"  -export DOCKER_IMAGE_TAG=\"4.8.0\"\n  +export DOCKER_IMAGE_TAG=\"4.9.0\"")
 	assert.Contains(t, text, "write /opt/balasys/etc/automation/common_vars.yml (owner pas):\n"+
 		"  -storage_deb_path: /tmp/proxedo-api-security-storage_4.8.0_all.deb\n"+

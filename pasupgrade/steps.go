@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pasops/pasupgrade/runner"
@@ -114,7 +115,7 @@ func installStep(section string, path UpgradePath, opts Options) Step {
 	return Step{
 		ID: StepInstall, Title: "Install the " + path.To + " packages",
 		Section: section, User: UserRoot, Slow: true,
-		Action:  fmt.Sprintf("dpkg -i %s (%s; conffiles: keep installed)", strings.Join(path.Packages, " "), answers),
+		Action:  fmt.Sprintf("dpkg -i %s (%s; conffiles: keep installed)", strings.Join(path.LocalPackages(opts), " "), answers),
 		Changes: "upgrades the PAS packages to " + path.To,
 		Run: func(ctx context.Context, e *Env) error {
 			return installPackages(ctx, e, e.Path.To, installAnswers(e))
@@ -127,7 +128,11 @@ func installStep(section string, path UpgradePath, opts Options) Step {
 // plan's topology.
 func installAnswers(e *Env) []DebconfAnswer {
 	var answers []DebconfAnswer
+	local := e.Path.LocalPackages(e.Options)
 	for _, q := range e.Path.Questions {
+		if !slices.Contains(local, q.Package) {
+			continue
+		}
 		value := q.Single
 		if e.Options.multi() {
 			value = q.Multi
@@ -152,7 +157,7 @@ func installPackages(ctx context.Context, e *Env, version string, answers []Debc
 		return fmt.Errorf("checking the %s packages in %s: %w", version, e.Options.DebDir, err)
 	}
 	req := InstallRequest{Version: version, Answers: answers}
-	for _, pkg := range e.Path.Packages {
+	for _, pkg := range e.Path.LocalPackages(e.Options) {
 		req.Files = append(req.Files, files[pkg])
 	}
 	return e.Deps.Packages.Install(ctx, req)
@@ -262,7 +267,23 @@ func deployStep(id, title, section, changes string, args ...string) Step {
 	}
 }
 
+// setImageTagStep sets the image tag in one docker-compose.conf. A file of
+// a component whose package the node does not carry may be missing, and is
+// then skipped.
 func setImageTagStep(section string, path UpgradePath, file ComposeFile) Step {
+	edit := func(ctx context.Context, e *Env, write bool) (bool, error) {
+		if !slices.Contains(e.Path.LocalPackages(e.Options), file.Package) {
+			if _, err := e.Deps.Files.Stat(ctx, file.Path); errors.Is(err, fs.ErrNotExist) {
+				if write {
+					e.Infof("%s is missing and %s is not installed here: nothing to set", file.Path, file.Package)
+				}
+				return true, nil
+			}
+		}
+		return editFile(ctx, e, file.Path, write, func(data []byte) ([]byte, error) {
+			return e.Deps.Editor.SetEnv(data, e.Path.ImageTagKey, e.Path.To)
+		})
+	}
 	return Step{
 		ID:      stepSetImageTagStem + file.Component,
 		Title:   fmt.Sprintf("Set %s to %s for %s", path.ImageTagKey, path.To, file.Component),
@@ -270,16 +291,10 @@ func setImageTagStep(section string, path UpgradePath, file ComposeFile) Step {
 		Action:  fmt.Sprintf("edit %s: %s=%s", file.Path, path.ImageTagKey, path.To),
 		Changes: "edits " + file.Path,
 		Run: func(ctx context.Context, e *Env) error {
-			_, err := editFile(ctx, e, file.Path, true, func(data []byte) ([]byte, error) {
-				return e.Deps.Editor.SetEnv(data, e.Path.ImageTagKey, e.Path.To)
-			})
+			_, err := edit(ctx, e, true)
 			return err
 		},
-		Done: func(ctx context.Context, e *Env) (bool, error) {
-			return editFile(ctx, e, file.Path, false, func(data []byte) ([]byte, error) {
-				return e.Deps.Editor.SetEnv(data, e.Path.ImageTagKey, e.Path.To)
-			})
-		},
+		Done: func(ctx context.Context, e *Env) (bool, error) { return edit(ctx, e, false) },
 	}
 }
 
@@ -374,11 +389,12 @@ func fileExists(name func(*Env) string) func(context.Context, *Env) (bool, error
 
 func packagesAt(version func(*Env) string) func(context.Context, *Env) (bool, error) {
 	return func(ctx context.Context, e *Env) (bool, error) {
-		installed, err := e.Deps.Packages.Installed(ctx, e.Path.Packages)
+		local := e.Path.LocalPackages(e.Options)
+		installed, err := e.Deps.Packages.Installed(ctx, local)
 		if err != nil {
 			return false, err
 		}
-		for _, pkg := range e.Path.Packages {
+		for _, pkg := range local {
 			st, ok := installed[pkg]
 			if !ok || !st.OK() || st.Version != version(e) {
 				return false, nil

@@ -31,12 +31,13 @@ func verifyVersionsStep(section, version string, remote bool) Step {
 }
 
 func verifyVersions(ctx context.Context, e *Env, version string, remote bool) error {
-	installed, err := e.Deps.Packages.Installed(ctx, e.Path.Packages)
+	local := e.Path.LocalPackages(e.Options)
+	installed, err := e.Deps.Packages.Installed(ctx, local)
 	if err != nil {
 		return fmt.Errorf("reading the installed packages: %w", err)
 	}
 	var wrong []string
-	for _, pkg := range e.Path.Packages {
+	for _, pkg := range local {
 		st, ok := installed[pkg]
 		switch {
 		case !ok:

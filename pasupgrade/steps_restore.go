@@ -189,11 +189,11 @@ func userExists(ctx context.Context, e *Env) (bool, error) {
 	return false, fmt.Errorf("looking up the pas user: %w", err)
 }
 
-func reinstallStep(path UpgradePath) Step {
+func reinstallStep(path UpgradePath, opts Options) Step {
 	return Step{
 		ID: StepReinstall, Title: "Reinstall the " + path.From + " packages", Section: "5.2.1",
 		User: UserRoot, Slow: true,
-		Action:  "dpkg -i " + strings.Join(path.Packages, " ") + " (" + path.From + ")",
+		Action:  "dpkg -i " + strings.Join(path.LocalPackages(opts), " ") + " (" + path.From + ")",
 		Changes: "installs the PAS packages at " + path.From + " and creates the pas user",
 		Run: func(ctx context.Context, e *Env) error {
 			return installPackages(ctx, e, e.Path.From, nil)
