@@ -125,16 +125,26 @@ func CheckCABundle(data []byte) error {
 	return nil
 }
 
+// isSelfSigned reports whether cert is signed by its own key. The check
+// only tests whether the bundle is complete, so it uses CheckSignature and
+// accepts two roots that CheckSignatureFrom rejects: a SHA-1
+// self-signature, which Go's TLS client never checks on a root, and a
+// self-signed server certificate that is not a CA, which it trusts when
+// the server presents that certificate.
 func isSelfSigned(cert *x509.Certificate) bool {
-	return bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil
+	return bytes.Equal(cert.RawIssuer, cert.RawSubject) && signedBy(cert, cert)
 }
 
 func hasIssuer(cert *x509.Certificate, certs []*x509.Certificate) bool {
 	for _, candidate := range certs {
-		if candidate != cert && bytes.Equal(candidate.RawSubject, cert.RawIssuer) &&
-			cert.CheckSignatureFrom(candidate) == nil {
+		if candidate != cert && bytes.Equal(candidate.RawSubject, cert.RawIssuer) && signedBy(cert, candidate) {
 			return true
 		}
 	}
 	return false
+}
+
+// signedBy reports whether issuer's key made cert's signature.
+func signedBy(cert, issuer *x509.Certificate) bool {
+	return issuer.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil
 }

@@ -49,11 +49,34 @@ func newTestCA(t *testing.T, name string, parent *testCA) *testCA {
 	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
+// newSelfSignedServerCert makes a self-signed certificate that is not a
+// CA, as some servers generate for themselves.
+func newSelfSignedServerCert(t *testing.T, name string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
 func TestCheckCABundle(t *testing.T) {
 	root := newTestCA(t, "Test Root", nil)
 	intermediate := newTestCA(t, "Test Intermediate", root)
 	other := newTestCA(t, "Other Root", nil)
 	keyBlock := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte{1}})
+	// Made with: openssl req -x509 -newkey rsa:2048 -sha1 -days 36500
+	sha1Root := readFixture(t, "sha1-root.pem")
 
 	tests := []struct {
 		name    string
@@ -63,6 +86,8 @@ func TestCheckCABundle(t *testing.T) {
 		{"root only", root.pem, ""},
 		{"full chain", append(append([]byte{}, intermediate.pem...), root.pem...), ""},
 		{"two roots", append(append([]byte{}, root.pem...), other.pem...), ""},
+		{"self-signed server certificate", newSelfSignedServerCert(t, "mgmt.example"), ""},
+		{"root self-signed with SHA-1", sha1Root, ""},
 		{"intermediate without root", intermediate.pem, `the issuer "CN=Test Root" of "CN=Test Intermediate" is missing`},
 		{"intermediate with wrong root", append(append([]byte{}, intermediate.pem...), other.pem...), `issuer "CN=Test Root"`},
 		{"empty", nil, "no PEM certificate"},
