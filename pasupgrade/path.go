@@ -5,7 +5,7 @@ import (
 	"slices"
 )
 
-// Package names of the three PAS components, as dpkg knows them.
+// Package names of the three PAS components, as dpkg lists them.
 const (
 	PackageCore    = "proxedo-api-security"
 	PackageMgmt    = "proxedo-api-security-mgmt"
@@ -32,9 +32,9 @@ const (
 	UsersHtpass    = "/opt/balasys/etc/mgmt/users.htpass"
 )
 
-// DefaultBackupDir is where backup sets go unless Options.BackupDir says
-// otherwise. It lies outside /opt/balasys because restore removes the pas
-// user together with its home.
+// DefaultBackupDir is the directory of new backup sets when
+// Options.BackupDir is empty. It lies outside /opt/balasys because restore
+// removes the pas user together with its home.
 const DefaultBackupDir = "/var/backups/pasupgrade"
 
 // PASUser is the account that owns the PAS installation.
