@@ -62,6 +62,9 @@ func newToolSubcommand(a *app, name, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "post-upgrade" && applyTimeout <= 0 {
+				return usageErrorf("invalid --config-apply-timeout %s: it must be positive, such as 20s", applyTimeout)
+			}
 			tool, closeAnswers, err := f.tool(a, name != "convert-config")
 			if err != nil {
 				return err

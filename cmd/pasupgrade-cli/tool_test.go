@@ -86,6 +86,8 @@ func TestToolFlagErrors(t *testing.T) {
 		{"missing work dir", []string{"tool", "pre-upgrade", "--work-dir", "/nonexistent-work"}, "invalid --work-dir"},
 		{"missing answers", []string{"tool", "convert-config", "--runner", "host", "--answers", "/nonexistent-answers"}, "reading --answers"},
 		{"invalid CA bundle", []string{"tool", "pre-upgrade", "--runner", "host", "--host-command", "/bin/false", "--work-dir", t.TempDir(), "--cacert", notPEM}, "invalid CA bundle"},
+		{"zero apply timeout", []string{"tool", "post-upgrade", "--runner", "host", "--config-apply-timeout", "0"}, "invalid --config-apply-timeout 0s"},
+		{"negative apply timeout", []string{"tool", "post-upgrade", "--runner", "host", "--config-apply-timeout", "-5s"}, "invalid --config-apply-timeout -5s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
