@@ -264,6 +264,12 @@ func (d *DockerRunner) create(ctx context.Context, workDir string, inv Invocatio
 	name := orDefault(d.NamePrefix, "pas-upgrade-tool-") + randomSuffix()
 	created, err := d.Client.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The engine may have created the container before the
+			// cancel reached it, and a container that never started is
+			// not removed automatically.
+			d.cleanup(name, d.logger().With("container", name))
+		}
 		return "", fmt.Errorf("creating the upgrade tool's container from %s: %w", d.image(), err)
 	}
 	for _, warning := range created.Warnings {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,4 +281,49 @@ func TestDockerRunnerMissingImage(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "pulling 127.0.0.1:1/"+testPrefix+"missing:1")
 	assert.Empty(t, leftoverContainers(t, cli))
+}
+
+// cancelAfterCreate passes requests to the engine, but cancels the run's
+// context once the engine has created a container and reports the request
+// as cancelled, as an interrupt arriving during ContainerCreate does.
+type cancelAfterCreate struct {
+	base   http.RoundTripper
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfterCreate) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "/containers/create") {
+		return resp, err
+	}
+	resp.Body.Close()
+	c.cancel()
+	return nil, context.Canceled
+}
+
+func TestDockerRunnerCancelDuringCreate(t *testing.T) {
+	host := testenv.DockerHost(t)
+	socket := strings.TrimPrefix(host, "unix://")
+	d, cli := newTestRunner(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	transport := &cancelAfterCreate{
+		base: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dialer net.Dialer
+			return dialer.DialContext(ctx, "unix", socket)
+		}},
+		cancel: cancel,
+	}
+	// WithHost configures only an *http.Transport, so the wrapping
+	// client replaces the default one after it.
+	interrupted, err := client.NewClientWithOpts(client.WithHost(host),
+		client.WithHTTPClient(&http.Client{Transport: transport}), client.WithAPIVersionNegotiation())
+	require.NoError(t, err)
+	t.Cleanup(func() { interrupted.Close() })
+	d.Client = interrupted
+
+	_, err = d.Run(ctx, Invocation{Args: []string{"exit", "0"}, WorkDir: t.TempDir()})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, leftoverContainers(t, cli), "a container created as the run was cancelled must be removed")
 }
