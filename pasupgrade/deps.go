@@ -160,7 +160,7 @@ type Status struct {
 
 // ErrLoginRejected is wrapped by ManagementAPI errors when the API rejects
 // the admin user's credentials, so that callers stop retrying.
-var ErrLoginRejected = errors.New("the management API rejected the admin login")
+var ErrLoginRejected = errors.New("pasupgrade: the management API rejected the admin login")
 
 // ManagementAPI is the management component's REST API, logged in as the
 // admin user.

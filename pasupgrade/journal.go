@@ -28,14 +28,14 @@ const journalFormat = 1
 // Sentinel errors of runs, for callers to branch on.
 var (
 	// ErrLocked means another run holds the work directory's lock.
-	ErrLocked = errors.New("another run is in progress")
+	ErrLocked = errors.New("pasupgrade: another run is in progress")
 	// ErrNoJournal means --resume found no journal to resume.
-	ErrNoJournal = errors.New("no journal to resume")
+	ErrNoJournal = errors.New("pasupgrade: no journal to resume")
 	// ErrJournalMismatch means the journal records a different plan.
-	ErrJournalMismatch = errors.New("the journal records a different plan")
+	ErrJournalMismatch = errors.New("pasupgrade: the journal records a different plan")
 	// ErrUnfinishedRun means a fresh run found the journal of a run that
 	// stopped midway.
-	ErrUnfinishedRun = errors.New("a previous run did not finish")
+	ErrUnfinishedRun = errors.New("pasupgrade: a previous run did not finish")
 )
 
 // StepRecord is one step's entry in the journal.

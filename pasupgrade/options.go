@@ -23,7 +23,7 @@ const (
 )
 
 // ErrInvalidOptions is wrapped by every error Options.Validate returns.
-var ErrInvalidOptions = errors.New("invalid options")
+var ErrInvalidOptions = errors.New("pasupgrade: invalid options")
 
 // Options are the choices a plan is built from. The zero value of every
 // optional field is the guide's suggestion.

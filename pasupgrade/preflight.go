@@ -62,7 +62,7 @@ func (r Report) Failed() []string {
 }
 
 // ErrPreflightFailed is returned when a preflight check failed.
-var ErrPreflightFailed = errors.New("preflight checks failed")
+var ErrPreflightFailed = errors.New("pasupgrade: preflight checks failed")
 
 // Preflight check names, for Options.IgnoreChecks.
 const (

@@ -71,7 +71,7 @@ type Plan struct {
 }
 
 // ErrUnknownStep is returned when a step id names no step of the plan.
-var ErrUnknownStep = errors.New("no such step")
+var ErrUnknownStep = errors.New("pasupgrade: no such step")
 
 // StepByID returns the step with the id.
 func (p *Plan) StepByID(id string) (Step, bool) {
