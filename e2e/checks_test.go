@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pasops/pasupgrade/internal/lab"
 	"github.com/pasops/pasupgrade/mgmtapi/mgmtapitest"
 	"github.com/pasops/pasupgrade/pasupgrade"
 )
@@ -23,10 +24,29 @@ import (
 // the locally edited file, so the marker must survive.
 const localEditMarker = "# e2e: a local edit that the upgrade must keep"
 
-// locallyEditedConffile is the conffile the tests edit. The 4.9.0 core
-// package ships a new version of it, and its postinst leaves it alone, so
-// only dpkg's "keep the installed version" decides what it holds.
-const locallyEditedConffile = "/opt/balasys/etc/ha/config.yml"
+// editedConffile returns the conffile the tests edit in the management
+// node. Where the core package is installed it is the HA configuration:
+// the 4.9.0 package ships a new version of it and its postinst leaves it
+// alone, so only dpkg's "keep the installed version" decides what it
+// holds. Otherwise it is the storage configuration, which a multi-node
+// upgrade keeps because every overwrite question is answered no.
+func (l *testLab) editedConffile() string {
+	if l.mgmtHasCore() {
+		return "/opt/balasys/etc/ha/config.yml"
+	}
+	return "/opt/balasys/etc/storage/config.yml"
+}
+
+// mgmtHasCore reports whether the core package is installed on the
+// management node.
+func (l *testLab) mgmtHasCore() bool {
+	for _, pkg := range l.lab.NodeByName("mgmt").Packages {
+		if pkg == lab.CorePackage {
+			return true
+		}
+	}
+	return false
+}
 
 // installerBackupDirs are the directories where the 4.9.0 installer keeps
 // the configuration it overwrites, as the upgrade guide lists them.
@@ -39,12 +59,12 @@ var installerBackupDirs = []string{
 }
 
 // editConffileLocally inserts localEditMarker as the first line of
-// locallyEditedConffile. The first line is part of the file's head
+// editedConffile. The first line is part of the file's head
 // comment, which pas-update keeps when it migrates the file; it drops a
 // comment after the last key.
 func (l *testLab) editConffileLocally(ctx context.Context) {
 	l.t.Helper()
-	l.inNode(ctx, "sed", "-i", "1i "+localEditMarker, locallyEditedConffile)
+	l.inNode(ctx, "sed", "-i", "1i "+localEditMarker, l.editedConffile())
 }
 
 // packageVersions returns dpkg's version and status of each PAS package
@@ -102,11 +122,12 @@ func (l *testLab) assertUpgraded(ctx context.Context, run cliRun) *pasupgrade.Jo
 	}
 
 	// dpkg kept the locally edited conffile.
-	edited := l.inNode(ctx, "cat", locallyEditedConffile)
-	assert.Contains(t, edited, localEditMarker, "%s lost its local edit", locallyEditedConffile)
-	dist := l.inNode(ctx, "sh", "-c", "test -f "+locallyEditedConffile+".dpkg-dist && echo present || true")
+	conffile := l.editedConffile()
+	edited := l.inNode(ctx, "cat", conffile)
+	assert.Contains(t, edited, localEditMarker, "%s lost its local edit", conffile)
+	dist := l.inNode(ctx, "sh", "-c", "test -f "+conffile+".dpkg-dist && echo present || true")
 	assert.Equal(t, "present", strings.TrimSpace(dist),
-		"dpkg left no .dpkg-dist beside %s, so it never offered the package's version", locallyEditedConffile)
+		"dpkg left no .dpkg-dist beside %s, so it never offered the package's version", conffile)
 
 	// The installer saved the configuration it overwrote (single node:
 	// every overwrite question is answered yes).
