@@ -138,7 +138,24 @@ commands can work on a copy of a node's file system.`,
 	for _, factory := range commandFactories {
 		cmd.AddCommand(factory(a))
 	}
+	markArgErrorsAsUsage(cmd)
 	return cmd
+}
+
+// markArgErrorsAsUsage wraps every command's argument validator so that a
+// wrong number of arguments exits with exitUsage, like a bad flag.
+func markArgErrorsAsUsage(cmd *cobra.Command) {
+	if validate := cmd.Args; validate != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := validate(c, args); err != nil {
+				return &flagError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markArgErrorsAsUsage(sub)
+	}
 }
 
 // setup validates the global flags and builds the printer and logger.

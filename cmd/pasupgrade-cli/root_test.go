@@ -38,6 +38,12 @@ func TestRootUnknownFlagIsUsageError(t *testing.T) {
 	assert.Contains(t, errOut, "--help")
 }
 
+func TestRootWrongArgCountIsUsageError(t *testing.T) {
+	code, _, errOut := runCLI(t, "backup", "verify", "a", "b")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "--help")
+}
+
 func TestRootInvalidRoot(t *testing.T) {
 	// Any subcommand runs the global setup; "completion bash" needs nothing else.
 	code, _, errOut := runCLI(t, "--root", "/nonexistent/pas-root", "completion", "bash")
