@@ -25,11 +25,14 @@ import (
 	"github.com/pasops/pasupgrade/internal/testenv"
 )
 
-// Names of everything the tests create in the engine start with this.
-const testPrefix = "configconv-test-"
+// testPrefix starts the name of everything the tests create in the engine.
+// Its random part keeps test binaries that share an engine from counting
+// each other's containers as left over and from removing each other's
+// images while they are in use.
+var testPrefix = "configconv-test-" + randomSuffix()[:8] + "-"
 
 // testImage is the fake tool's image, imported once per test binary.
-const testImage = testPrefix + "faketool:latest"
+var testImage = testPrefix + "faketool:latest"
 
 var (
 	imageOnce sync.Once
@@ -95,9 +98,8 @@ func importFakeTool(cli *client.Client) error {
 		return err
 	}
 
-	// A run that was killed before TestMain's cleanup left the tag behind;
-	// removing it first keeps the new import from leaving a dangling image.
-	_, _ = cli.ImageRemove(context.Background(), testImage, image.RemoveOptions{Force: true, PruneChildren: true})
+	// NOTE: a test binary killed before TestMain's cleanup leaves its
+	// image behind; docker images 'configconv-test-*' lists such images.
 	out, err := cli.ImageImport(context.Background(),
 		image.ImportSource{Source: &archive, SourceName: "-"}, testImage,
 		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/tool"]`}})
@@ -195,7 +197,7 @@ func TestDockerRunnerStreams(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Equal(t, "a\nb\n", stdout.String())
 	assert.Equal(t, "err\n", stderr.String())
-	assert.Contains(t, transcript.String(), "configconv-test-faketool:latest streams\n")
+	assert.Contains(t, transcript.String(), testImage+" streams\n")
 	assert.Contains(t, transcript.String(), "exit 0 after")
 }
 

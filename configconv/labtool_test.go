@@ -18,7 +18,7 @@ import (
 
 // labToolImage is the lab's upgrade tool, tagged under this package's
 // prefix so that the lab's own tag is left alone.
-const labToolImage = testPrefix + "labtool:4.9.0"
+var labToolImage = testPrefix + "labtool:4.9.0"
 
 // TestLabToolUpgradeFlow runs the three subcommands of the lab's upgrade
 // tool image against the fake management API over HTTPS, with the CA
