@@ -138,6 +138,7 @@ commands can work on a copy of a node's file system.`,
 	for _, factory := range commandFactories {
 		cmd.AddCommand(factory(a))
 	}
+	cmd.InitDefaultCompletionCmd()
 	markArgErrorsAsUsage(cmd)
 	return cmd
 }
