@@ -64,6 +64,12 @@ func TestSetEnvValueLines(t *testing.T) {
 		{"empty file", "", "DOCKER_IMAGE_TAG=4.9.0\n"},
 		{"empty value", "DOCKER_IMAGE_TAG=\n", "DOCKER_IMAGE_TAG=4.9.0\n"},
 		{"empty quoted value", `DOCKER_IMAGE_TAG=""` + "\n", `DOCKER_IMAGE_TAG="4.9.0"` + "\n"},
+		{"line inside multi-line value", "X=\"a\nDOCKER_IMAGE_TAG=1\"\nDOCKER_IMAGE_TAG=4.8.0\n",
+			"X=\"a\nDOCKER_IMAGE_TAG=1\"\nDOCKER_IMAGE_TAG=4.9.0\n"},
+		{"single-quoted multi-line value", "X='a\nDOCKER_IMAGE_TAG=1'\n", "X='a\nDOCKER_IMAGE_TAG=1'\nDOCKER_IMAGE_TAG=4.9.0\n"},
+		{"escaped quote in multi-line value", "X=\"a\\\"\nDOCKER_IMAGE_TAG=1\"\n",
+			"X=\"a\\\"\nDOCKER_IMAGE_TAG=1\"\nDOCKER_IMAGE_TAG=4.9.0\n"},
+		{"closed quotes then key", "X=\"a\" Y='b'\nDOCKER_IMAGE_TAG=1\n", "X=\"a\" Y='b'\nDOCKER_IMAGE_TAG=4.9.0\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,8 +78,17 @@ func SetEnvValue(content []byte, key, value string) ([]byte, error) {
 
 	lines := bytes.SplitAfter(content, []byte("\n"))
 	found, exported := false, false
+	// openQuote is the quote of a value that continues on the next line,
+	// whose lines are part of that value even when they look like
+	// assignments.
+	var openQuote byte
 	var out bytes.Buffer
 	for _, line := range lines {
+		if openQuote != 0 {
+			out.Write(line)
+			openQuote = quoteOpenAtEnd(line, 0, openQuote)
+			continue
+		}
 		m := envAssignment.FindSubmatchIndex(line)
 		if m == nil {
 			out.Write(line)
@@ -90,6 +99,7 @@ func SetEnvValue(content []byte, key, value string) ([]byte, error) {
 		}
 		if string(line[m[4]:m[5]]) != key {
 			out.Write(line)
+			openQuote = quoteOpenAtEnd(line, m[1], 0)
 			continue
 		}
 		found = true
@@ -144,6 +154,34 @@ func envValueSpan(line []byte, from int) (start, end int, err error) {
 		end--
 	}
 	return from, end, nil
+}
+
+// quoteOpenAtEnd scans line from offset from as the shell does, starting
+// inside a value quoted with openQuote (0 for none), and returns the quote
+// that is still open at the end of the line, or 0. A backslash escapes the
+// next byte outside quotes and inside double quotes, and "#" after a blank
+// starts a comment outside quotes.
+func quoteOpenAtEnd(line []byte, from int, openQuote byte) byte {
+	for i := from; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case openQuote == '\'':
+			if c == '\'' {
+				openQuote = 0
+			}
+		case c == '\\':
+			i++
+		case openQuote == '"':
+			if c == '"' {
+				openQuote = 0
+			}
+		case c == '"' || c == '\'':
+			openQuote = c
+		case c == '#' && i > from && (line[i-1] == ' ' || line[i-1] == '\t'):
+			return 0
+		}
+	}
+	return openQuote
 }
 
 func invalidTagError(tag string) error {
