@@ -29,8 +29,8 @@ const killGrace = 5 * time.Second
 // connected to n.Terminal. Without a terminal it is rejected with
 // runner.ErrInteractiveUnavailable.
 //
-// When ctx ends, the command's process gets SIGTERM and, after a grace
-// period, SIGKILL.
+// When ctx ends, the command's process group gets SIGTERM and, after a
+// grace period, SIGKILL, so children of the command end with it.
 func (n *Node) Run(ctx context.Context, c runner.Command) (runner.Result, error) {
 	if len(c.Argv) == 0 {
 		return runner.Result{}, errors.New("lab: empty command")
@@ -124,10 +124,13 @@ func (n *Node) stream(ctx context.Context, execID string, stdin io.Reader, stdou
 	return copyErr
 }
 
-// kill ends a cancelled command: SIGTERM, then SIGKILL after killGrace.
-// The exec API has no kill call, so the signal goes to the process's pid
-// on this machine. That pid is valid because the lab's engine is local,
-// reached through a Unix socket.
+// kill sends SIGTERM to a cancelled command's process group, then SIGKILL
+// after killGrace. runc starts every exec process as
+// the leader of a new session, so the group holds the command and every
+// child that did not start a session of its own, such as the services
+// that systemctl detaches. The exec API has no kill call, so the signal
+// goes to the group's id on this machine. That id is valid because the
+// lab's engine is local, reached through a Unix socket.
 // NOTE: an engine in another pid namespace would leave the process running.
 func (n *Node) kill(execID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), killGrace+5*time.Second)
@@ -136,15 +139,17 @@ func (n *Node) kill(execID string) {
 	if err != nil || !inspect.Running || inspect.Pid <= 0 {
 		return
 	}
-	_ = syscall.Kill(inspect.Pid, syscall.SIGTERM)
+	group := -inspect.Pid
+	_ = syscall.Kill(group, syscall.SIGTERM)
 	deadline := time.Now().Add(killGrace)
 	for time.Now().Before(deadline) {
-		if inspect, err := n.cli.ContainerExecInspect(ctx, execID); err != nil || !inspect.Running {
+		// Signal 0 fails with ESRCH once no process of the group is left.
+		if err := syscall.Kill(group, 0); errors.Is(err, syscall.ESRCH) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	_ = syscall.Kill(inspect.Pid, syscall.SIGKILL)
+	_ = syscall.Kill(group, syscall.SIGKILL)
 }
 
 // exitCode waits until the exec instance is no longer running; the output

@@ -40,6 +40,7 @@ func TestNode(t *testing.T) {
 	t.Run("run", func(t *testing.T) { testNodeRun(t, node, cli) })
 	t.Run("live output redacted", func(t *testing.T) { testNodeRunLiveOutput(t, node, cli) })
 	t.Run("cancel kills command", func(t *testing.T) { testNodeRunCancel(t, node, cli) })
+	t.Run("cancel kills children", func(t *testing.T) { testNodeRunCancelChildren(t, node, cli) })
 	t.Run("interactive on terminal", func(t *testing.T) { testNodeRunInteractive(t, node, cli) })
 	t.Run("files and work directory", func(t *testing.T) { testNodeFiles(t, node, cli) })
 	t.Run("docker client reaches engine", func(t *testing.T) { testNodeReachesEngine(t, node, cli) })
@@ -138,6 +139,26 @@ func testNodeRunCancel(t *testing.T, node *Node, _ client.APIClient) {
 
 	res, err := node.Run(context.Background(), runner.Command{Argv: []string{"pgrep", "-f", "sleep 300"}})
 	assert.Error(t, err, "the cancelled sleep must be gone, pgrep found: %s", res.Stdout)
+	assert.Equal(t, 1, res.ExitCode)
+}
+
+// testNodeRunCancelChildren checks that a cancelled command's children end
+// with it, also one that ignores SIGTERM, as dpkg's maintainer scripts are
+// children of dpkg.
+func testNodeRunCancelChildren(t *testing.T, node *Node, _ client.APIClient) {
+	scripts := []string{
+		"sleep 311; echo after",
+		"trap '' TERM; sleep 312; echo after",
+	}
+	for _, script := range scripts {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := node.Run(ctx, runner.Command{Argv: []string{"sh", "-c", script}})
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+
+	res, err := node.Run(context.Background(), runner.Command{Argv: []string{"pgrep", "-a", "-f", "sleep 31[12]"}})
+	assert.Error(t, err, "the cancelled commands' children must be gone, pgrep found: %s", res.Stdout)
 	assert.Equal(t, 1, res.ExitCode)
 }
 
