@@ -65,7 +65,9 @@ func runPlanCmd(cmd *cobra.Command, a *app, f *planFlags, restore bool) error {
 
 	view := newEventView(a, len(plan.Steps))
 	defer view.finish()
-	summary, err := pasupgrade.Run(ctx, plan, deps, pasupgrade.RunConfig{
+	// The summary reaches the operator as an event, so the returned copy
+	// is not needed here.
+	_, err = pasupgrade.Run(ctx, plan, deps, pasupgrade.RunConfig{
 		Resume: f.resume, DryRun: f.dryRun, ToolVersion: toolVersion(),
 		Events: view.render, Confirm: confirmer(a, f),
 	})
@@ -73,7 +75,6 @@ func runPlanCmd(cmd *cobra.Command, a *app, f *planFlags, restore bool) error {
 	if err != nil {
 		return explainFailure(cmd, a, f, plan, err)
 	}
-	_ = summary
 	return nil
 }
 
@@ -112,8 +113,10 @@ func confirmer(a *app, f *planFlags) func(context.Context, *pasupgrade.Plan) err
 // newDeps builds the dependencies of a run. Tests replace it with fakes.
 var newDeps = buildDeps
 
-// buildDeps builds the real dependencies of the plan on this machine.
-func buildDeps(ctx context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (pasupgrade.Deps, func(), error) {
+// buildDeps builds the real dependencies of the plan on this machine. It
+// connects to nothing yet: the Docker client and the API client connect at
+// their first call, so ctx is unused.
+func buildDeps(_ context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (pasupgrade.Deps, func(), error) {
 	password, err := f.mgmt.password(a)
 	if err != nil {
 		return pasupgrade.Deps{}, nil, err
@@ -185,7 +188,6 @@ func buildDeps(ctx context.Context, a *app, f *planFlags, plan *pasupgrade.Plan)
 		Backup:   pasupgrade.BackupSets{Root: a.root, ToolVersion: toolVersion(), Logger: a.logger},
 		Clock:    pasupgrade.SystemClock{},
 	}
-	_ = ctx
 	return deps, closeAll, nil
 }
 
