@@ -126,7 +126,23 @@ func (m *Manager) getSelections(ctx context.Context, questions []string, secrets
 		}
 		found[sel.Question] = sel
 	}
-	return found, nil
+	return unredactQuestions(found, questions, secrets), nil
+}
+
+// unredactQuestions files the answers to questions under their real names.
+// The runner redacts a secret wherever it appears, so a password such as
+// "admin" also turns the question ".../admin-password" into
+// ".../***-password" in the output.
+func unredactQuestions(found map[string]Selection, questions, secrets []string) map[string]Selection {
+	for _, q := range questions {
+		redacted := runner.Redact(q, secrets)
+		if sel, ok := found[redacted]; ok && redacted != q {
+			delete(found, redacted)
+			sel.Question = q
+			found[q] = sel
+		}
+	}
+	return found
 }
 
 // communicateGet queries debconf-communicate for the value of each question.
@@ -178,8 +194,9 @@ func commandNotFound(err error) bool {
 }
 
 // confirmSelections checks that the debconf database holds every answer
-// of sels. A password is compared after redaction: the runner replaces it
-// by "***" in the output, so a stored "***" is the password itself.
+// of sels. Answers are compared after redaction: the runner replaces the
+// password by "***" in the output, so a stored "***" is the password
+// itself, and an answer that contains the password reads as redacted too.
 func (m *Manager) confirmSelections(ctx context.Context, sels []Selection, secrets []string) error {
 	questions := make([]string, len(sels))
 	for i, sel := range sels {
@@ -198,7 +215,7 @@ func (m *Manager) confirmSelections(ctx context.Context, sels []Selection, secre
 			wrong = append(wrong, want.Question+" is missing")
 		case want.secret() && got.Value != want.Value && got.Value != "***":
 			wrong = append(wrong, want.Question+" does not hold the given password")
-		case !want.secret() && got.Value != want.Value:
+		case !want.secret() && got.Value != runner.Redact(want.Value, secrets):
 			wrong = append(wrong, fmt.Sprintf("%s is %q, expected %q", want.Question, got.Value, want.Value))
 		}
 	}
@@ -227,8 +244,15 @@ func (m *Manager) clearPassword(ctx context.Context, password string) error {
 			AdminPasswordQuestion, MgmtPackage, AdminPasswordQuestion)
 	}
 	// The runner shows the password as "***", so that marks a copy kept
-	// under another question, for example by a maintainer script.
+	// under another question, for example by a maintainer script. Only the
+	// PAS packages' questions are searched: the answers of other packages,
+	// such as a user name, may contain a short password by chance. A
+	// boolean holds only "true" or "false", so it is no copy even when the
+	// password is one of those words.
 	for _, sel := range found {
+		if !isPASQuestion(sel.Question, secrets) || sel.Type == "boolean" {
+			continue
+		}
 		if strings.Contains(sel.Value, password) || strings.Contains(sel.Value, "***") {
 			return fmt.Errorf("the debconf database holds the admin password under %s (owner %s); clear that answer with debconf-set-selections",
 				sel.Question, sel.Owner)
@@ -237,4 +261,11 @@ func (m *Manager) clearPassword(ctx context.Context, password string) error {
 	m.emit(Event{Kind: EventPasswordForget, Package: MgmtPackage,
 		Message: "removed the admin password answer from the debconf database"})
 	return nil
+}
+
+// isPASQuestion reports whether question, as redacted by the runner, is one
+// of a PAS package's questions.
+func isPASQuestion(question string, secrets []string) bool {
+	return strings.HasPrefix(question, CorePackage) ||
+		strings.HasPrefix(question, runner.Redact(CorePackage, secrets))
 }

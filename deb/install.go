@@ -106,7 +106,10 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 		return InstallResult{}, err
 	}
 
-	result.ConfiguredPending, err = m.configureIfPending(ctx, set.Names(), opts.Interactive)
+	// Maintainer scripts can print the preseeded password, so the output of
+	// every dpkg run is redacted too.
+	secrets := []string{opts.AdminPassword}
+	result.ConfiguredPending, err = m.configureIfPending(ctx, set.Names(), opts.Interactive, secrets)
 	if err != nil {
 		return result, err
 	}
@@ -118,7 +121,7 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 	}
 
 	m.emit(Event{Kind: EventInstall, Message: fmt.Sprintf("installing %s", strings.Join(set.Names(), ", "))})
-	if err := m.runDpkgInstall(ctx, paths, opts.Interactive); err != nil {
+	if err := m.runDpkgInstall(ctx, paths, opts.Interactive, secrets); err != nil {
 		return result, m.explainFailure(ctx, set, fmt.Errorf("installing %s: %w", strings.Join(paths, " "), err))
 	}
 
@@ -203,7 +206,7 @@ func (m *Manager) preseed(ctx context.Context, sels []Selection, password string
 	return m.confirmSelections(ctx, sels, secrets)
 }
 
-func (m *Manager) runDpkgInstall(ctx context.Context, paths []string, interactive bool) error {
+func (m *Manager) runDpkgInstall(ctx context.Context, paths []string, interactive bool, secrets []string) error {
 	if interactive {
 		cmd := runner.Command{Argv: append([]string{"dpkg", "--install"}, paths...), Interactive: true}
 		_, err := m.runLocked(ctx, cmd)
@@ -213,7 +216,9 @@ func (m *Manager) runDpkgInstall(ctx context.Context, paths []string, interactiv
 	argv := append([]string{"dpkg"}, conffileOptions...)
 	argv = append(argv, "--install")
 	argv = append(argv, paths...)
-	_, err := m.runLocked(ctx, m.changeCommand(argv...))
+	cmd := m.changeCommand(argv...)
+	cmd.Secrets = secrets
+	_, err := m.runLocked(ctx, cmd)
 	return err
 }
 
@@ -224,12 +229,13 @@ func (m *Manager) ConfigurePending(ctx context.Context) error {
 	if err := m.checkChange(); err != nil {
 		return err
 	}
-	return m.configurePending(ctx, false)
+	return m.configurePending(ctx, false, nil)
 }
 
-func (m *Manager) configurePending(ctx context.Context, interactive bool) error {
+func (m *Manager) configurePending(ctx context.Context, interactive bool, secrets []string) error {
 	argv := append([]string{"dpkg"}, conffileOptions...)
 	cmd := m.changeCommand(append(argv, "--configure", "-a")...)
+	cmd.Secrets = secrets
 	if interactive {
 		cmd = runner.Command{Argv: []string{"dpkg", "--configure", "-a"}, Interactive: true}
 	}
@@ -241,7 +247,7 @@ func (m *Manager) configurePending(ctx context.Context, interactive bool) error 
 
 // configureIfPending configures pending packages when any of names is
 // waiting for it, because dpkg refuses some operations until it is done.
-func (m *Manager) configureIfPending(ctx context.Context, names []string, interactive bool) (bool, error) {
+func (m *Manager) configureIfPending(ctx context.Context, names []string, interactive bool, secrets []string) (bool, error) {
 	statuses, err := m.Installed(ctx, names...)
 	if err != nil {
 		return false, err
@@ -258,7 +264,7 @@ func (m *Manager) configureIfPending(ctx context.Context, names []string, intera
 
 	m.emit(Event{Kind: EventConfigure, Message: fmt.Sprintf(
 		"configuring packages an earlier run left unfinished: %s", strings.Join(pending, ", "))})
-	return true, m.configurePending(ctx, interactive)
+	return true, m.configurePending(ctx, interactive, secrets)
 }
 
 // verifyInstalled checks that every package of set is installed at the
