@@ -1,6 +1,7 @@
 package pasupgrade_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -201,3 +202,36 @@ func TestLockRejectsSecondRun(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestInterruptedStepRunsAgain(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	interrupt := pasupgrade.Step{ID: "operator-check", Title: "Wait for the operator", Section: "local",
+		User: pasupgrade.UserRoot, Changes: "nothing",
+		Run: func(ctx context.Context, _ *pasupgrade.Env) error {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}}
+	require.NoError(t, plan.InsertAfter("update-mgmt", interrupt))
+	deps := sys.Deps(clock(), pasupgrade.ConfigconvEditor{})
+	_, err := pasupgrade.Run(ctx, plan, deps, pasupgrade.RunConfig{})
+	require.ErrorIs(t, err, context.Canceled)
+
+	j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+	require.NoError(t, err)
+	assert.Equal(t, pasupgrade.OutcomeFailed, j.Steps[len(j.Steps)-1].Outcome)
+
+	ran := false
+	for i := range plan.Steps {
+		if plan.Steps[i].ID == "operator-check" {
+			plan.Steps[i].Run = func(context.Context, *pasupgrade.Env) error { ran = true; return nil }
+		}
+	}
+	sys.ResetLog()
+	_, err = pasupgrade.Run(context.Background(), plan, sys.Deps(clock(), pasupgrade.ConfigconvEditor{}),
+		pasupgrade.RunConfig{Resume: true})
+	require.NoError(t, err)
+	assert.True(t, ran, "the interrupted step runs again")
+	assert.Equal(t, "run[pas] pas-storage-update", sys.Log()[0])
+}
