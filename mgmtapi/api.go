@@ -48,7 +48,8 @@ func (c *Client) login(ctx context.Context, user, password string) (string, erro
 		return "", err
 	}
 	var reply LoginReply
-	err = c.callJSON(ctx, request{method: http.MethodPost, path: c.paths.Login, jsonBody: body, safe: true}, &reply)
+	req := request{method: http.MethodPost, path: c.paths.Login, jsonBody: body, safe: true, secretReply: true}
+	err = c.callJSON(ctx, req, &reply)
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
 		return "", &wrappedError{
@@ -147,7 +148,8 @@ func (c *Client) ApplyConfig(ctx context.Context) (string, error) {
 	if err != nil {
 		var apiErr *APIError
 		if ctx.Err() == nil && !errors.As(err, &apiErr) && !errors.Is(err, ErrNotLoggedIn) &&
-			!errors.Is(err, ErrInvalidReply) && !errors.Is(err, syscall.ECONNREFUSED) {
+			!errors.Is(err, ErrInvalidReply) && !errors.Is(err, syscall.ECONNREFUSED) &&
+			!errors.Is(err, errRedirectElsewhere) {
 			return "", &wrappedError{
 				msg: fmt.Sprintf("config apply request to %s got no reply: %v; the server may have started "+
 					"an apply, so check the status and pending changes before applying again",

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -114,7 +115,8 @@ func WithProgress(fn func(done, total int64)) Option {
 // New returns a client of the management API at baseURL, such as
 // "https://pas-mgmt.example:8443" (DefaultBaseURL when empty). It fails at
 // once on an unusable base URL or CA bundle. TLS certificates are always
-// verified: there is no option to skip that.
+// verified: there is no option to skip that. Redirects are followed only
+// within the base URL's scheme, host and port.
 func New(baseURL string, opts ...Option) (*Client, error) {
 	o := options{
 		timeout:      DefaultTimeout,
@@ -135,7 +137,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc, err := buildHTTPClient(o)
+	hc, err := buildHTTPClient(o, base)
 	if err != nil {
 		return nil, err
 	}
@@ -197,19 +199,14 @@ func parseBaseURL(raw string) (*url.URL, error) {
 }
 
 // buildHTTPClient returns a copy of the injected or default HTTP client
-// that trusts the configured CAs.
-func buildHTTPClient(o options) (*http.Client, error) {
+// that trusts the configured CAs and follows redirects only within base.
+func buildHTTPClient(o options, base *url.URL) (*http.Client, error) {
 	hc := &http.Client{}
 	if o.httpClient != nil {
 		copied := *o.httpClient
 		hc = &copied
 	}
-
-	if t, ok := hc.Transport.(*http.Transport); ok && t.TLSClientConfig != nil &&
-		t.TLSClientConfig.InsecureSkipVerify {
-		return nil, errors.New("the HTTP client skips TLS certificate verification, which mgmtapi " +
-			"does not allow; give the server's CA with a CA bundle instead")
-	}
+	hc.CheckRedirect = sameOriginRedirects(base, hc.CheckRedirect)
 
 	pool, err := loadCAs(o)
 	if err != nil {
@@ -232,6 +229,12 @@ func buildHTTPClient(o options) (*http.Client, error) {
 		}
 		return hc, nil
 	}
+	// Checked on the clone, because a nil Transport means
+	// http.DefaultTransport, which a program may have changed.
+	if transport.TLSClientConfig != nil && transport.TLSClientConfig.InsecureSkipVerify {
+		return nil, errors.New("the HTTP transport skips TLS certificate verification, which mgmtapi " +
+			"does not allow; give the server's CA with a CA bundle instead")
+	}
 	if pool != nil {
 		if transport.TLSClientConfig == nil {
 			transport.TLSClientConfig = &tls.Config{}
@@ -243,6 +246,45 @@ func buildHTTPClient(o options) (*http.Client, error) {
 	}
 	hc.Transport = transport
 	return hc, nil
+}
+
+// errRedirectElsewhere marks a redirect to another server, which the client
+// does not follow.
+var errRedirectElsewhere = errors.New("redirect to another server")
+
+// maxRedirects is the redirect limit of net/http's default policy.
+const maxRedirects = 10
+
+// sameOriginRedirects returns a redirect policy that follows only
+// redirects with the scheme, host and port of base, and then applies next
+// when it is set. net/http would re-send a login body after a 307 or 308,
+// with the password in it, to any server. It would also send the token to
+// another port of the same host.
+func sameOriginRedirects(base *url.URL, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if origin(req.URL) != origin(base) {
+			return fmt.Errorf("%w: the server redirected to %s, which mgmtapi does not follow, so that "+
+				"the password and the token go only to %s; if the new location is right, use it as the "+
+				"management URL", errRedirectElsewhere, req.URL.Redacted(), origin(base))
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+}
+
+// origin returns the scheme, host and port of u in lower case, with the
+// scheme's default port when u has none.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme + "://" + net.JoinHostPort(u.Hostname(), port))
 }
 
 // loadCAs returns the pool of the CA options, or nil when none is set.

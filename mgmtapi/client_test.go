@@ -568,3 +568,21 @@ func TestJSONWithOtherContentType(t *testing.T) {
 	assert.Contains(t, err.Error(), `"not json at all"`)
 	assert.Contains(t, err.Error(), "text/plain")
 }
+
+func TestNewRejectsInsecureDefaultTransport(t *testing.T) {
+	transport := http.DefaultTransport.(*http.Transport)
+	saved := transport.TLSClientConfig
+	transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	t.Cleanup(func() { transport.TLSClientConfig = saved })
+
+	for _, hc := range []*http.Client{nil, {}} {
+		opts := []mgmtapi.Option{mgmtapi.WithCAPEM(nil)}
+		if hc != nil {
+			opts = append(opts, mgmtapi.WithHTTPClient(hc))
+		}
+		_, err := mgmtapi.New("https://127.0.0.1:1", opts...)
+
+		require.Error(t, err, "injected client %v", hc != nil)
+		assert.Contains(t, err.Error(), "skips TLS certificate verification")
+	}
+}

@@ -77,6 +77,10 @@ type request struct {
 	auth    bool
 	safe    bool
 	relogin bool
+
+	// secretReply keeps the reply's body out of error text, because it
+	// may hold a token.
+	secretReply bool
 }
 
 // maxJSONReply bounds the JSON replies read into memory.
@@ -285,8 +289,12 @@ func (c *Client) decodeJSON(req request, resp *http.Response, out any) error {
 			req.method, c.urlOf(req.path), maxJSONReply)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
+		body := c.snippet(bytes.NewReader(data))
+		if req.secretReply {
+			body = fmt.Sprintf("(%d bytes, not shown because they may hold a token)", len(data))
+		}
 		return fmt.Errorf("%w: decoding the reply of %s %s (%s): %v: %s", ErrInvalidReply, req.method,
-			c.urlOf(req.path), contentType(resp), err, c.snippet(bytes.NewReader(data)))
+			c.urlOf(req.path), contentType(resp), err, body)
 	}
 	return nil
 }
