@@ -66,18 +66,23 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 	body := &readErrorRecorder{r: resp.Body}
 	n, err := io.Copy(dst, body)
 	exp.Size = n
-	if err != nil && body.err != nil && ctx.Err() == nil {
-		// The server or the network broke off the body, not the writer.
+	// interrupted is true when the server or the network broke off the
+	// body, and false when the writer failed or ctx ended.
+	interrupted := err != nil && body.err != nil && ctx.Err() == nil
+	if interrupted {
 		err = fmt.Errorf("%w: %w", errBodyInterrupted, err)
 	}
 	declared := resp.ContentLength
 	switch {
-	case err != nil && declared >= 0:
+	case interrupted && declared >= 0:
 		return exp, fmt.Errorf("exporting the %s configuration: %w: the file from %s ended after %d of %d "+
 			"bytes: %w", kind, ErrInvalidReply, c.urlOf(req.path), n, declared, err)
-	case err != nil:
+	case interrupted:
 		return exp, fmt.Errorf("exporting the %s configuration: transfer from %s failed after %d bytes: %w",
 			kind, c.urlOf(req.path), n, err)
+	case err != nil:
+		return exp, fmt.Errorf("exporting the %s configuration: stopped after %d bytes of the file from %s: %w",
+			kind, n, c.urlOf(req.path), err)
 	// NOTE: net/http stops reading at Content-Length, so extra bytes from a
 	// server never arrive here. This case catches transports that deliver them.
 	case declared >= 0 && n != declared:

@@ -463,3 +463,53 @@ func TestExportBodyLongerThanDeclared(t *testing.T) {
 	assert.Contains(t, err.Error(), "has 25 bytes but Content-Length declared 10")
 	assert.Empty(t, dirNames(t, dir))
 }
+
+// failingWriter accepts limit bytes and then fails.
+type failingWriter struct {
+	limit int64
+	n     int64
+}
+
+var errDiskFull = fmt.Errorf("write running.yaml: no space left on device")
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n+int64(len(p)) > w.limit {
+		return 0, errDiskFull
+	}
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+// cancellingWriter cancels the export's context after the first write.
+type cancellingWriter struct{ cancel context.CancelFunc }
+
+func (w cancellingWriter) Write(p []byte) (int, error) {
+	w.cancel()
+	return len(p), nil
+}
+
+func TestExportLocalFailureIsNotInvalidReply(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	require.NoError(t, srv.SetRunningConfigSize(4<<20))
+	c, _ := loggedIn(t, srv.URL)
+
+	t.Run("writer fails", func(t *testing.T) {
+		_, err := c.ExportConfig(context.Background(), mgmtapi.ExportKindRunning, &failingWriter{limit: 1 << 20})
+
+		require.Error(t, err)
+		assert.ErrorIs(t, err, errDiskFull)
+		assert.NotErrorIs(t, err, mgmtapi.ErrInvalidReply, "the server's reply was whole")
+		assert.NotContains(t, err.Error(), "ended after")
+	})
+	t.Run("context cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+
+		_, err := c.ExportConfig(ctx, mgmtapi.ExportKindRunning, cancellingWriter{cancel})
+
+		require.Error(t, err)
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.NotErrorIs(t, err, mgmtapi.ErrInvalidReply, "the server's reply was whole")
+		assert.NotContains(t, err.Error(), "ended after")
+	})
+}
