@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type RunConfig struct {
 	// first change; an error aborts the run. Nil means no confirmation.
 	// Dry runs do not call it.
 	Confirm func(ctx context.Context, plan *Plan) error
+	// Logger receives the start and end of every step and the errors a
+	// run handles without returning them. Nil discards them.
+	Logger *slog.Logger
 }
 
 // Summary is the report of a finished run.
@@ -111,6 +115,9 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 	}
 	if deps.Clock == nil {
 		deps.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &run{plan: plan, cfg: cfg, started: deps.Clock.Now()}
 	r.env = &Env{Deps: deps, Options: plan.Options, Path: plan.Path, State: &State{},
@@ -230,6 +237,7 @@ func (r *run) steps(ctx context.Context) error {
 		if done && step.ID == lastDone && step.Done != nil {
 			ok, err := step.Done(ctx, r.env)
 			if err != nil || !ok {
+				r.cfg.Logger.Warn("done check of the last completed step failed", "step", step.ID, "error", errOrNo(err))
 				r.emit(Event{Kind: EventWarning, Message: fmt.Sprintf(
 					"step %s is recorded as done but its check does not confirm it (%v): running it again",
 					step.ID, errOrNo(err))})
@@ -275,6 +283,7 @@ func (r *run) step(ctx context.Context, i int, step Step) error {
 		return err
 	}
 	r.emit(Event{Kind: EventStepStart, Step: &info, Index: i + 1, Total: len(r.plan.Steps)})
+	r.cfg.Logger.Debug("step started", "step", step.ID, "user", step.User, "dry_run", r.cfg.DryRun)
 	r.coreDown(step, true, start)
 
 	out := newStepOutput()
@@ -295,10 +304,12 @@ func (r *run) step(ctx context.Context, i int, step Step) error {
 	if saveErr := r.save(); saveErr != nil {
 		err = errors.Join(err, saveErr)
 	}
+	r.cfg.Logger.Debug("step finished", "step", step.ID, "outcome", rec.Outcome, "duration", ev.Duration)
 	r.emit(ev)
 	if err != nil {
 		if r.cfg.DryRun {
 			msg := fmt.Sprintf("step %s: %s", step.ID, r.redact(err.Error()))
+			r.cfg.Logger.Warn("step failed in a dry run", "step", step.ID, "error", r.redact(err.Error()))
 			r.summary.Warnings = append(r.summary.Warnings, msg)
 			r.emit(Event{Kind: EventWarning, Step: &info, Message: msg})
 			return nil
