@@ -29,6 +29,8 @@ fail() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
 	local rc=$?
+	# A failed "pas-lab up" removes what it created, and leaves no lab.json.
+	[[ -f $lab_dir/lab.json ]] || lab_up=0
 	if ((lab_up)) && [[ ${PASUPGRADE_DEMO_KEEP:-0} != 1 ]]; then
 		say "Bringing the lab down (pas-lab down --name $lab_name)"
 		bin/pas-lab down --name "$lab_name" --dir "$lab_dir" || echo "demo: pas-lab down failed; run it again by hand" >&2
@@ -81,6 +83,9 @@ CGO_ENABLED=0 go build -trimpath -o bin/node/pasupgrade-cli ./cmd/pasupgrade-cli
 
 say "Bringing up a single-node lab at PAS 4.8.0 (pas-lab up --name $lab_name)"
 echo "the first run builds the Debian node image with debootstrap, which takes a few minutes"
+if [[ -f $lab_dir/lab.json ]]; then
+	fail "lab $lab_name already exists in $lab_dir; remove it with 'bin/pas-lab down --name $lab_name' or choose another name with PASUPGRADE_DEMO_LAB"
+fi
 lab_up=1
 bin/pas-lab up --name "$lab_name" --dir "$lab_dir" --topology single
 [[ -f $lab_dir/lab.json ]] || fail "pas-lab up left no lab record at $lab_dir/lab.json"
