@@ -26,7 +26,9 @@ mkdir -p "$work"
 : >"$results"
 
 # measure LABEL SCALE CMD...: runs CMD under GNU time and appends
-# "label scale seconds max_rss_kib" to the results.
+# "label scale wall_seconds max_rss_kib cpu_seconds" to the results, where
+# cpu_seconds is user plus system time, less sensitive than wall time to
+# other load on the machine.
 measure() {
 	local label=$1 scale=$2
 	shift 2
@@ -36,7 +38,8 @@ measure() {
 	wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" |
 		awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
 	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
-	printf '%s\t%s\t%s\t%s\n' "$label" "$scale" "$wall" "$rss" >>"$results"
+	cpu=$(awk -F': ' '/(User|System) time \(seconds\)/ {sum += $2} END {print sum}' "$log")
+	printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$scale" "$wall" "$rss" "$cpu" >>"$results"
 }
 
 guide_paths=(opt/balasys/.ssh/ opt/balasys/etc/
@@ -88,18 +91,21 @@ for row in rows:
     if row[0] == "size":
         sizes[row[1]] = row[2:]
         continue
-    label, scale, wall, rss = row
-    times.setdefault((label, scale), []).append((float(wall), int(rss)))
+    label, scale, wall, rss, cpu = row
+    times.setdefault((label, scale), []).append((float(wall), int(rss), float(cpu)))
 def med(label, scale, i):
     return statistics.median(v[i] for v in times[(label, scale)])
 print(f"Medians of {runs} interleaved runs.\n")
-print("| tree | files | MB | create ours s | zip s | ratio | restore ours s | unzip s | ratio | archive ours / zip | peak RSS create / restore MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("Wall time in seconds, ratio ours / Info-ZIP; CPU is user + system seconds.\n")
+print("| tree | files | MB | create ours | zip | ratio | CPU ratio | restore ours | unzip | ratio | CPU ratio | archive ours / zip | peak RSS create / restore MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for scale, (ours_size, zip_size, files, nbytes) in sizes.items():
     co, cz = med("create-ours", scale, 0), med("create-zip", scale, 0)
     ro, ru = med("restore-ours", scale, 0), med("restore-unzip", scale, 0)
     rss_c = max(v[1] for v in times[("create-ours", scale)]) / 1024
     rss_r = max(v[1] for v in times[("restore-ours", scale)]) / 1024
-    print(f"| gen_tree {scale} | {files} | {int(nbytes)/1e6:.0f} | {co:.2f} | {cz:.2f} | {co/cz:.2f} | "
-          f"{ro:.2f} | {ru:.2f} | {ro/ru:.2f} | {int(ours_size)/int(zip_size):.3f} | {rss_c:.0f} / {rss_r:.0f} |")
+    cpu_c = med("create-ours", scale, 2) / med("create-zip", scale, 2)
+    cpu_r = med("restore-ours", scale, 2) / med("restore-unzip", scale, 2)
+    print(f"| gen_tree {scale} | {files} | {int(nbytes)/1e6:.0f} | {co:.2f} | {cz:.2f} | {co/cz:.2f} | {cpu_c:.2f} | "
+          f"{ro:.2f} | {ru:.2f} | {ro/ru:.2f} | {cpu_r:.2f} | {int(ours_size)/int(zip_size):.3f} | {rss_c:.0f} / {rss_r:.0f} |")
 PY
