@@ -96,18 +96,56 @@ func Inspect(path string) (Package, error) {
 		Version:      d.Control.Version,
 		Architecture: strings.TrimSpace(d.Control.Values["Architecture"]),
 	}
+	if err := checkMemberSizes(d, info.Size()); err != nil {
+		return Package{}, fmt.Errorf("%w: %s: %v", ErrNotDeb, path, err)
+	}
 	if err := readControlMembers(d, &pkg); err != nil {
 		return Package{}, fmt.Errorf("%w: %s: reading the control archive: %v", ErrNotDeb, path, err)
 	}
-	if err := readToEnd(d.Data); err != nil {
+	if err := readDataToEnd(d); err != nil {
 		return Package{}, fmt.Errorf("%w: %s: the data archive is damaged or truncated: %v", ErrNotDeb, path, err)
 	}
 	return pkg, nil
 }
 
-// readToEnd reads every entry of the data archive, so that a download
-// that stopped early is found before dpkg unpacks half of it.
-func readToEnd(tr *tar.Reader) error {
+// checkMemberSizes checks that the file contains every byte its ar headers
+// announce. The archive reader only bounds each member by its header, so a
+// download cut after the data archive's last tar entry, or inside the
+// compressor's trailer, would otherwise read as complete.
+func checkMemberSizes(d *debfile.Deb, fileSize int64) error {
+	for name, entry := range d.ArContent {
+		_, offset, size := entry.Data.Outer()
+		if offset+size > fileSize {
+			return fmt.Errorf("the file is truncated: member %s needs %d bytes up to offset %d, but the file has %d",
+				name, size, offset+size, fileSize)
+		}
+	}
+	return nil
+}
+
+// readDataToEnd reads every entry of the data archive and then the rest of
+// its compressed stream, which ends in the gzip, xz or zstd trailer, so that
+// a download that stopped early is found before dpkg unpacks half of it.
+func readDataToEnd(d *debfile.Deb) error {
+	for name, entry := range d.ArContent {
+		if !strings.HasPrefix(name, "data.") {
+			continue
+		}
+		stream, err := debfile.DecompressorFor(path.Ext(name))(io.NewSectionReader(entry.Data, 0, entry.Size))
+		if err != nil {
+			return err
+		}
+		defer stream.Close()
+		if err := readTarToEnd(tar.NewReader(stream)); err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, stream)
+		return err
+	}
+	return errors.New("no data.tar member")
+}
+
+func readTarToEnd(tr *tar.Reader) error {
 	for {
 		_, err := tr.Next()
 		if errors.Is(err, io.EOF) {
