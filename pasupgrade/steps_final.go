@@ -150,6 +150,10 @@ func reapplyFailed(ctx context.Context, e *Env) error {
 		e.State.Reapplied = failed
 	}
 
+	if e.DryRun {
+		// The install that re-hashes the password did not run.
+		return nil
+	}
 	scheme, err := passwordHashScheme(ctx, e)
 	if err != nil {
 		e.Warnf("cannot tell the admin password's hash scheme: %v", err)

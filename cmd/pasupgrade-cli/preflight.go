@@ -129,7 +129,11 @@ func summaryText(s *pasupgrade.Summary) string {
 		b.Reset()
 		fmt.Fprintf(&b, "restore to %s %s in %s\n", s.From, verb, s.Duration.Round(time.Second))
 	}
-	fmt.Fprintf(&b, "  changed:     %s\n", strings.Join(s.Changed, ", "))
+	changed := "  changed:     "
+	if s.DryRun {
+		changed = "  would change: "
+	}
+	fmt.Fprintf(&b, "%s%s\n", changed, strings.Join(s.Changed, ", "))
 	if len(s.Skipped) > 0 {
 		fmt.Fprintf(&b, "  already done: %s\n", strings.Join(s.Skipped, ", "))
 	}

@@ -197,3 +197,12 @@ func TestUpgradeInterruptedExitCode(t *testing.T) {
 	assert.Equal(t, exitInterrupted, code)
 	assert.Contains(t, out, "--resume")
 }
+
+func TestUpgradeDryRunSummary(t *testing.T) {
+	fakeNode(t)
+	code, out, errOut := runCLI(t, runArgs(t, "upgrade", "--dry-run")...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "  would change: backup, pre-upgrade")
+	assert.NotContains(t, out, "admin password hash")
+	assert.NotContains(t, errOut, "not bcrypt")
+}
