@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pasops/pasupgrade/backup"
+	"github.com/pasops/pasupgrade/deb"
 )
 
 func init() { register(newBackupCmd) }
@@ -76,9 +78,9 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 				Dir:           a.backupDir(dir),
 				Topology:      topo,
 				ToolVersion:   toolVersion(),
-				// TODO: record installed PAS package versions once the deb package offers a query.
-				Progress: bar.update,
-				Logger:   a.logger,
+				Packages:      installedPASVersions(cmd.Context(), a),
+				Progress:      bar.update,
+				Logger:        a.logger,
 			})
 			bar.finish()
 			if errors.Is(err, backup.ErrUnsafeBackupDir) {
@@ -293,4 +295,22 @@ func limitBackupMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(backupMemoryLimit)
 	}
+}
+
+// installedPASVersions returns the versions of the installed PAS packages
+// for the manifest. They are informative only, so a failed query (no dpkg
+// database under --root, for example) is logged and yields none.
+func installedPASVersions(ctx context.Context, a *app) map[string]string {
+	statuses, err := packageManager(a).Installed(ctx, deb.SetNames()...)
+	if err != nil {
+		a.logger.Debug("backup: PAS package versions unknown", "err", err)
+		return nil
+	}
+	versions := map[string]string{}
+	for _, st := range statuses {
+		if st.Version != "" {
+			versions[st.Name] = st.Version
+		}
+	}
+	return versions
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pasops/pasupgrade/backup"
 	"github.com/pasops/pasupgrade/backup/backuptest"
+	"github.com/pasops/pasupgrade/deb"
+	"github.com/pasops/pasupgrade/runner/runnertest"
 )
 
 // sampleNodeRoot writes the sample PAS tree into a new directory.
@@ -115,4 +117,22 @@ func TestBackupCLIJSONEvents(t *testing.T) {
 	assert.Equal(t, "backup_set", ev.Type)
 	assert.Equal(t, backup.TopologyMulti, ev.Data.Set.Topology)
 	assert.Empty(t, errOut, "no progress output without a terminal")
+}
+
+func TestBackupCLIRecordsPackageVersions(t *testing.T) {
+	root := sampleNodeRoot(t)
+	fake := runnertest.New(t)
+	fake.Expect("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "--show", statusFormat,
+		deb.CorePackage, deb.MgmtPackage, deb.StoragePackage).
+		Stdout(deb.CorePackage + "\tii \t4.8.0\n" + deb.MgmtPackage + "\tii \t4.8.0\n" +
+			deb.StoragePackage + "\tii \t4.8.0\n")
+	fakePackageManager(t, fake)
+
+	set := createSampleSet(t, root)
+
+	m, err := backup.ReadManifest(set)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{
+		deb.CorePackage: "4.8.0", deb.MgmtPackage: "4.8.0", deb.StoragePackage: "4.8.0",
+	}, m.Packages)
 }
