@@ -15,8 +15,8 @@
 //
 // Every Step carries its id, the guide section it implements, the user it
 // runs as (root or pas), the command, file edit or API call it runs, what
-// it changes, whether core is down while it runs, and a Done check that tells
-// a resumed run whether its work is still in place. The names, versions,
+// it changes, whether core is down while it runs, and a Done check that reports
+// to a resumed run whether its work is still in place. The names, versions,
 // files and installer answers of the upgrade come from one UpgradePath value,
 // Upgrade480To490; a later upgrade is a new value, not a new plan.
 //

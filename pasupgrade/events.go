@@ -2,7 +2,7 @@ package pasupgrade
 
 import "time"
 
-// EventKind says what an Event reports.
+// EventKind is the type of an Event.
 type EventKind string
 
 // Event kinds, in the order a run sends them.
@@ -11,7 +11,7 @@ const (
 	EventPlan EventKind = "plan"
 	// EventCheck carries one preflight check's result.
 	EventCheck EventKind = "check"
-	// EventPrompt is sent before the run asks for confirmation.
+	// EventPrompt is sent before the run calls RunConfig.Confirm.
 	EventPrompt EventKind = "prompt"
 	// EventStepStart and EventStepEnd bracket each step; EventStepEnd
 	// carries the outcome and the duration.

@@ -202,7 +202,7 @@ func AcquireLock(dir string) (*Lock, error) {
 		holder, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: process %s holds %s; wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
+			return nil, fmt.Errorf("%w: process %s holds the lock %s; wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
 		}
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}

@@ -90,8 +90,8 @@ func TestDowntimeCoversCoreStoppedWindow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, summary.Downtime)
 	assert.Less(t, summary.Downtime, summary.Duration)
-	// The window runs from the stop step's start to the start step's end;
-	// the fake clock advances a second per reading, so the events bracket it.
+	// The window runs from the stop step's start to the start step's end.
+	// The fake clock advances a second per reading, so the events bracket it.
 	assert.LessOrEqual(t, summary.Downtime, downEnd.Sub(downStart))
 
 	var inside []string

@@ -18,7 +18,7 @@ type Step struct {
 	// ID names the step in the journal, in events and in InsertBefore;
 	// it is unique within a plan.
 	ID string
-	// Title says what the step does, in the guide's words.
+	// Title is the step's action in the guide's words.
 	Title string
 	// Section is the guide section and item it implements, such as
 	// "3.2.6".
@@ -28,8 +28,8 @@ type Step struct {
 	// Action is the command, file edit or API call it runs, for the plan
 	// listing.
 	Action string
-	// Changes says what it changes on the system. It is empty for steps
-	// that only check.
+	// Changes describes the step's changes to the system. It is empty for
+	// steps that only check.
 	Changes string
 	// CoreStopped marks steps during which the core component, and so the
 	// proxy traffic, is down. Their total time is the reported downtime.
@@ -46,12 +46,12 @@ type Step struct {
 	// interrupted midway.
 	Run func(ctx context.Context, env *Env) error
 	// Done reports whether the step's work is already in place. A resumed
-	// run asks it for the last completed step, and runs that step again
+	// run calls it for the last completed step, and runs that step again
 	// when it returns false. Nil means the journal alone decides.
 	Done func(ctx context.Context, env *Env) (bool, error)
 }
 
-// Kind is what a plan does.
+// Kind is the purpose of a plan: upgrade or restore.
 type Kind string
 
 // Plan kinds.
