@@ -82,8 +82,6 @@ type System struct {
 	// Remote maps each remote host to its PAS version; empty when
 	// there are no remote nodes.
 	Remote map[string]string
-	// RemoteHA is set when the remote nodes run the HA component.
-	RemoteHA bool
 	// PASUser is set while the pas user exists.
 	PASUser bool
 	// HasImage is set when the tool's image is in the engine.
