@@ -125,12 +125,12 @@ func (n *Node) stream(ctx context.Context, execID string, stdin io.Reader, stdou
 }
 
 // kill sends SIGTERM to a cancelled command's process group, then SIGKILL
-// after killGrace. runc starts every exec process as
-// the leader of a new session, so the group holds the command and every
-// child that did not start a session of its own, such as the services
-// that systemctl detaches. The exec API has no kill call, so the signal
-// goes to the group's id on this machine. That id is valid because the
-// lab's engine is local, reached through a Unix socket.
+// after killGrace. runc starts every exec process as the leader of a new
+// session, so the group holds the command and every child that did not
+// start a session of its own (the services that systemctl detaches do).
+// The exec API has no kill call, so the signal goes to the group's id on
+// this machine. That id is valid because the lab's engine is local,
+// reached through a Unix socket.
 // NOTE: an engine in another pid namespace would leave the process running.
 func (n *Node) kill(execID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), killGrace+5*time.Second)
