@@ -101,14 +101,18 @@ next lab. A lab directory without lab.json is left alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := lab.Load(g.labDir())
-			if errors.Is(err, lab.ErrNoLab) {
-				// Containers of a lab whose directory is gone are still
-				// found by their label.
-				l = &lab.Lab{Name: g.name, Dir: g.labDir()}
-			} else if err != nil {
+			stray := errors.Is(err, lab.ErrNoLab)
+			if err != nil && !stray {
 				return err
 			}
 			return withEngine(func(ctx context.Context, cli *client.Client) error {
+				if stray {
+					// Containers of a lab whose directory is gone are
+					// still found by their label.
+					if l, err = lab.StrayLab(ctx, cli, g.name, g.labDir()); err != nil {
+						return err
+					}
+				}
 				if err := l.Down(ctx, cli); err != nil {
 					return err
 				}

@@ -78,6 +78,12 @@ func TestBadInput(t *testing.T) {
 			wantStderr: []string{`invalid lab name "Bad_Name"`},
 		},
 		{
+			name:       "name ending in a dash",
+			args:       []string{"up", "--name", "lab-"},
+			wantCode:   exitUsage,
+			wantStderr: []string{`invalid lab name "lab-"`, "ending with a letter or digit"},
+		},
+		{
 			name:       "lab already up",
 			args:       []string{"up", "--dir", existing},
 			wantCode:   exitError,

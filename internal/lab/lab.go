@@ -12,12 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 )
@@ -34,7 +37,8 @@ const (
 
 // Errors that callers of Up branch on.
 var (
-	// ErrLabExists is returned when the lab directory already holds a lab.
+	// ErrLabExists is returned when the lab directory already contains a
+	// lab, or when the engine has containers of a lab with the same name.
 	ErrLabExists = errors.New("lab: lab already exists")
 	// ErrPortInUse is returned when a requested port is taken.
 	ErrPortInUse = errors.New("lab: port in use")
@@ -53,7 +57,8 @@ const stateFile = "lab.json"
 type Options struct {
 	// Name identifies the lab. It prefixes the container names and is the
 	// value of their LabelLab label. It uses lowercase letters, digits and
-	// dashes; empty means "default".
+	// dashes, and starts and ends with a letter or digit. Empty means
+	// "default".
 	Name string
 
 	// Dir is the lab directory, mounted at the same path in every node.
@@ -139,7 +144,9 @@ type LabNode struct {
 	Ports map[string]int `json:"ports"`
 }
 
-var labNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
+// labNamePattern accepts names that are valid inside an image repository
+// name too, which rejects a trailing dash.
+var labNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,29}[a-z0-9])?$`)
 
 // WorkDir is the directory for the upgrade tool's files, owned by pas in
 // the management node.
@@ -236,13 +243,115 @@ func (l *Lab) save() error {
 	return os.WriteFile(filepath.Join(l.Dir, stateFile), append(data, '\n'), 0o644)
 }
 
+// create writes the lab's first record and fails with ErrLabExists when
+// the directory already has one, so that of two Up calls racing for one
+// directory only one goes on.
+func (l *Lab) create() error {
+	file := filepath.Join(l.Dir, stateFile)
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%w: %s has a lab; run 'pas-lab down --name %s' first or choose another --name",
+			ErrLabExists, l.Dir, l.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("creating the lab record: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return l.save()
+}
+
+// checkNoContainers returns ErrLabExists, naming the containers and their
+// lab directories, when the engine has a container labelled with the lab
+// name or named like one of its nodes.
+func checkNoContainers(ctx context.Context, cli client.APIClient, name string) error {
+	nodeNames := "^/" + regexp.QuoteMeta(containerName(name, "")) + "(mgmt|" + coreNodeName + ")$"
+	selectors := []filters.KeyValuePair{
+		filters.Arg("label", LabelLab+"="+name),
+		filters.Arg("name", nodeNames),
+	}
+	found := map[string]string{}
+	for _, selector := range selectors {
+		list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(selector)})
+		if err != nil {
+			return fmt.Errorf("listing the containers of lab %s: %w", name, err)
+		}
+		for _, c := range list {
+			found[containerSummaryName(c)] = labDirOf(c.Mounts)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var names []string
+	for container, dir := range found {
+		if dir != "" {
+			container += " (lab directory " + dir + ")"
+		}
+		names = append(names, container)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("%w: the engine already has containers of a lab named %s: %s; remove that lab "+
+		"with 'pas-lab down --name %s' and its --dir, or choose another --name",
+		ErrLabExists, name, strings.Join(names, ", "), name)
+}
+
+// StrayLab returns a record for Down that removes the containers of the
+// lab called name, and its default tool image, when the lab's record in
+// dir is gone. It returns an error when a container of that name belongs
+// to a lab whose record is in another directory, because removing it
+// there would leave that lab broken.
+func StrayLab(ctx context.Context, cli client.APIClient, name, dir string) (*Lab, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	list, err := cli.ContainerList(ctx, container.ListOptions{
+		All: true, Filters: filters.NewArgs(filters.Arg("label", LabelLab+"="+name)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers of lab %s: %w", name, err)
+	}
+	for _, c := range list {
+		other := labDirOf(c.Mounts)
+		if other == "" || other == dir {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(other, stateFile)); err == nil {
+			return nil, fmt.Errorf("%w in %s, and container %s of lab %s belongs to the lab in %s; "+
+				"remove that lab with 'pas-lab down --dir %s'", ErrNoLab, dir, containerSummaryName(c), name, other, other)
+		}
+	}
+	return &Lab{Name: name, Dir: dir, ToolImage: "pasupgrade-lab-" + name + "/" + DefaultToolImage}, nil
+}
+
+// labDirOf returns the lab directory that a node container mounts at its
+// own path, or "" when it mounts none.
+func labDirOf(mounts []container.MountPoint) string {
+	for _, m := range mounts {
+		if m.Type == mount.TypeBind && m.Source == m.Destination && m.Destination != nodeDockerSocket {
+			return m.Source
+		}
+	}
+	return ""
+}
+
+func containerSummaryName(c container.Summary) string {
+	if len(c.Names) == 0 {
+		return c.ID[:12]
+	}
+	return strings.TrimPrefix(c.Names[0], "/")
+}
+
 // withDefaults validates opts and fills in the defaults.
 func (o Options) withDefaults() (Options, error) {
 	if o.Name == "" {
 		o.Name = "default"
 	}
 	if !labNamePattern.MatchString(o.Name) {
-		return o, fmt.Errorf("%w: invalid lab name %q: use up to 31 lowercase letters, digits and dashes", ErrInvalidOptions, o.Name)
+		return o, fmt.Errorf("%w: invalid lab name %q: use up to 31 lowercase letters, digits and dashes, "+
+			"starting and ending with a letter or digit", ErrInvalidOptions, o.Name)
 	}
 
 	switch o.Topology {

@@ -299,6 +299,57 @@ func TestUpFailureRemovesEverything(t *testing.T) {
 	assertNothingLeft(t, cli, &Lab{Name: opts.Name, Dir: opts.Dir, ToolImage: "pasupgrade-lab-" + opts.Name + "/" + DefaultToolImage, NodeImage: NodeImageRef()})
 }
 
+// TestUpKeepsLabOfSameName checks that neither a rejected Up nor down
+// with the wrong directory removes the containers of another lab with the
+// same name, although both remove containers by the lab's label.
+func TestUpKeepsLabOfSameName(t *testing.T) {
+	cli := connectForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	opts := testOptions(t, Options{})
+	otherDir := filepath.Join(t.TempDir(), "other")
+	node, err := StartNode(ctx, cli, NodeOptions{
+		Name:    containerName(opts.Name, "mgmt"),
+		WorkDir: otherDir,
+		Labels:  map[string]string{LabelLab: opts.Name},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, node.Remove(context.Background())) })
+	record := filepath.Join(otherDir, stateFile)
+	require.NoError(t, os.WriteFile(record, []byte(`{"name":"`+opts.Name+`"}`), 0o644))
+
+	l, err := Up(ctx, cli, opts)
+	require.ErrorIs(t, err, ErrLabExists)
+	assert.Nil(t, l)
+	assert.Contains(t, err.Error(), node.Name)
+	assert.Contains(t, err.Error(), otherDir)
+	_, err = cli.ContainerInspect(ctx, node.ID)
+	assert.NoError(t, err, "a rejected up must keep the other lab's container")
+	_, err = os.Stat(opts.Dir)
+	assert.True(t, os.IsNotExist(err), "a rejected up must not create its directory")
+
+	// Without a record in opts.Dir, down must not take the other lab's
+	// container while that lab's record exists.
+	_, err = StrayLab(ctx, cli, opts.Name, opts.Dir)
+	require.ErrorIs(t, err, ErrNoLab)
+	assert.Contains(t, err.Error(), "pas-lab down --dir "+otherDir)
+
+	// Once that record is gone, the container is a stray that down removes.
+	require.NoError(t, os.Remove(record))
+	stray, err := StrayLab(ctx, cli, opts.Name, opts.Dir)
+	require.NoError(t, err)
+	require.NoError(t, stray.Down(ctx, cli))
+	_, err = cli.ContainerInspect(ctx, node.ID)
+	assert.Error(t, err, "down must remove the stray container")
+}
+
+func TestLabCreateOnce(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, (&Lab{Name: "once", Dir: dir}).create())
+	err := (&Lab{Name: "once", Dir: dir}).create()
+	assert.ErrorIs(t, err, ErrLabExists)
+}
+
 func TestUpWithoutMirror(t *testing.T) {
 	cli := connectForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -64,6 +64,11 @@ func Up(ctx context.Context, cli client.APIClient, opts Options) (*Lab, error) {
 		return nil, fmt.Errorf("%w responds at %s (%v); start it with 'make lab-engine-start'",
 			ErrNoEngine, cli.DaemonHost(), err)
 	}
+	// A failed Up removes every container with the lab's label, so it must
+	// not start while another lab of that name has containers.
+	if err := checkNoContainers(ctx, cli, opts.Name); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the lab directory: %w", err)
 	}
@@ -72,7 +77,7 @@ func Up(ctx context.Context, cli client.APIClient, opts Options) (*Lab, error) {
 		Name: opts.Name, Dir: opts.Dir, Topology: opts.Topology, HA: opts.HA,
 		CoreOnMgmt: opts.CoreOnMgmt, ToolImage: opts.ToolImage, Created: time.Now().UTC(),
 	}
-	if err := l.save(); err != nil {
+	if err := l.create(); err != nil {
 		return nil, err
 	}
 	u := &upper{cli: cli, opts: opts, lab: l}
