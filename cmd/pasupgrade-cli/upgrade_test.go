@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pasops/pasupgrade/pasupgrade"
 	"github.com/pasops/pasupgrade/pasupgrade/pasupgradetest"
+	"github.com/pasops/pasupgrade/runner"
 )
 
 const testPassword = "s3cret-Pa55"
@@ -205,4 +207,31 @@ func TestUpgradeDryRunSummary(t *testing.T) {
 	assert.Contains(t, out, "  would change: backup, pre-upgrade")
 	assert.NotContains(t, out, "admin password hash")
 	assert.NotContains(t, errOut, "not bcrypt")
+}
+
+func TestTranscriptRedactsPassword(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	require.NoError(t, os.WriteFile(pw, []byte(testPassword+"\n"), 0o600))
+	a := &app{streams: streams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}}
+	require.NoError(t, a.setup())
+	f := &planFlags{mgmt: mgmtFlags{url: "http://127.0.0.1:1", user: "admin", passwordFile: pw}}
+	plan, err := pasupgrade.NewUpgradePlan(pasupgrade.Upgrade480To490, pasupgrade.Options{
+		Topology: pasupgrade.TopologySingle, WorkDir: dir, DebDir: dir,
+	})
+	require.NoError(t, err)
+
+	deps, closeDeps, err := buildDeps(context.Background(), a, f, plan)
+	require.NoError(t, err)
+	// echo prints the password without registering it as a secret; the
+	// transcript still must not show it.
+	_, err = deps.Runner.Run(context.Background(), runner.Command{Argv: []string{"echo", "token=" + testPassword}})
+	require.NoError(t, err)
+	closeDeps()
+
+	data, err := os.ReadFile(filepath.Join(dir, transcriptFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(data), "token=***")
+	assert.NotContains(t, string(data), testPassword)
+	assert.Equal(t, testPassword, plan.Options.AdminPassword)
 }
