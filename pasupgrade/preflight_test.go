@@ -126,3 +126,29 @@ func TestConfirmDeclinedChangesNothing(t *testing.T) {
 	require.ErrorIs(t, err, declined)
 	assert.Empty(t, sys.Log())
 }
+
+func TestRestorePreflightNeedsValidSet(t *testing.T) {
+	tc := planCases()[6]
+	plan, sys := prepare(t, tc)
+	other := plan.Options
+	other.BackupDir = "/var/backups/pasupgrade/no-such-set"
+	plan, err := pasupgrade.NewRestorePlan(pasupgrade.Upgrade480To490, other)
+	require.NoError(t, err)
+
+	var events []pasupgrade.Event
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{Events: func(ev pasupgrade.Event) { events = append(events, ev) }})
+	require.ErrorIs(t, err, pasupgrade.ErrPreflightFailed)
+	checks := checksOf(events)
+	assert.Equal(t, pasupgrade.CheckFail, checks[pasupgrade.CheckBackupSet].Status)
+	assert.Equal(t, pasupgrade.CheckFail, checks[pasupgrade.CheckRemoteNodes].Status)
+	assert.Empty(t, sys.Log(), "nothing is deleted when the set is not usable")
+}
+
+func TestRestoreRejectsWorkDirInPASHome(t *testing.T) {
+	opts := options(pasupgrade.TopologySingle, false, false)
+	opts.WorkDir = "/opt/balasys/upgrade"
+	opts.BackupDir = "/var/backups/pasupgrade/set-7"
+	_, err := pasupgrade.NewRestorePlan(pasupgrade.Upgrade480To490, opts)
+	require.ErrorIs(t, err, pasupgrade.ErrInvalidOptions)
+	assert.Contains(t, err.Error(), "which restore deletes")
+}
