@@ -113,3 +113,28 @@ func ExampleRun() {
 	// changes: 19
 	// run[pas] pas-mgmt-deploy-core --restart-core
 }
+
+// Describe a later upgrade by what differs from 4.8.0 to 4.9.0; the plans
+// take every version, image and file name from the path.
+func ExampleUpgradePath() {
+	next := pasupgrade.Upgrade480To490
+	next.From, next.To = "4.9.0", "4.10.0"
+	next.ToolImage = "pas-upgrade-tool:4.10.0"
+	next.ExportFile, next.ConvertedFile = "pas-config-4.9.0.yaml", "pas-config-4.10.0.yaml"
+
+	plan, err := pasupgrade.NewUpgradePlan(next, pasupgrade.Options{
+		Topology: pasupgrade.TopologyMulti, WorkDir: "/var/lib/pas-upgrade", DebDir: "/var/lib/pas-upgrade/debs",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, id := range []string{"convert-config", "set-image-tag-mgmt", "verify-versions"} {
+		s, _ := plan.StepByID(id)
+		fmt.Println(s.Title, "|", s.Action)
+	}
+	// Output:
+	// Convert the configuration for the new version | docker run pas-upgrade-tool:4.10.0 convert-config (in the work directory)
+	// Set DOCKER_IMAGE_TAG to 4.10.0 for mgmt | edit /opt/balasys/etc/infrastructure/mgmt/docker-compose.conf: DOCKER_IMAGE_TAG=4.10.0
+	// Verify that every component runs 4.10.0 | dpkg-query the PAS packages; GET the management API status
+}
