@@ -31,7 +31,7 @@ func (t *tool) preUpgrade(ctx context.Context) error {
 }
 
 // convertConfig converts exportFile into convertedFile.
-func (t *tool) convertConfig() error {
+func (t *tool) convertConfig(ctx context.Context) error {
 	source := t.workPath(exportFile)
 	data, err := os.ReadFile(source)
 	if errors.Is(err, os.ErrNotExist) {
@@ -40,7 +40,8 @@ func (t *tool) convertConfig() error {
 	if err != nil {
 		return fmt.Errorf("reading the exported configuration: %w", err)
 	}
-	converted, err := convert(string(data), source, t.confirm)
+	confirm := func(item string) error { return t.confirm(ctx, item) }
+	converted, err := convert(string(data), source, confirm)
 	if err != nil {
 		return err
 	}
@@ -57,9 +58,13 @@ func (t *tool) convertConfig() error {
 
 // confirm asks whether item may be dropped. The answer is read from the
 // terminal, or from the next line of stdin when there is no terminal.
-func (t *tool) confirm(item string) error {
+func (t *tool) confirm(ctx context.Context, item string) error {
 	fmt.Fprintf(t.stdout, "Convert %s by dropping it? Proceed? [y/N] ", item)
-	answer, err := t.readLine()
+	answer, err := t.readInterruptibly(ctx, "at the question about "+item, t.readLine)
+	var coded *exitCodeError
+	if errors.As(err, &coded) {
+		return err
+	}
 	if errors.Is(err, io.EOF) {
 		fmt.Fprintln(t.stdout)
 		return withCode(exitNeedAnswer, "%s cannot be converted automatically and stdin ended "+
@@ -130,7 +135,7 @@ func (t *tool) loggedInClient(ctx context.Context) (*mgmtapi.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	password, err := t.password()
+	password, err := t.password(ctx)
 	if err != nil {
 		return nil, err
 	}

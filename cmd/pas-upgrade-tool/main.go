@@ -15,7 +15,8 @@
 // never from the environment or the arguments.
 //
 // Exit codes: 0 success, 1 error, 2 usage, 3 the conversion needs an answer
-// or was aborted, 4 the config apply failed or timed out.
+// or was aborted, 4 the config apply failed or timed out, 130 interrupted
+// (Ctrl-C or SIGTERM) at a prompt.
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,6 +45,10 @@ const (
 	exitUsage      = 2
 	exitNeedAnswer = 3
 	exitApply      = 4
+
+	// exitInterrupted is what a shell reports for a process that SIGINT
+	// ended (128 + 2).
+	exitInterrupted = 130
 )
 
 // File names in the working directory.
@@ -50,6 +56,10 @@ const (
 	exportFile    = "pas-config-4.8.0.yaml"
 	convertedFile = "pas-config-4.9.0.yaml"
 )
+
+// maxApplyTimeoutSeconds is the largest --config-apply-timeout that fits
+// in a time.Duration. A larger one would overflow to a negative timeout.
+const maxApplyTimeoutSeconds = math.MaxInt64 / int(time.Second)
 
 // containerWorkDir is the mount point of the working directory in the
 // container (docker run --volume $(pwd):/upgrade).
@@ -154,7 +164,7 @@ func (t *tool) run(ctx context.Context, args []string) error {
 		if len(subArgs) > 0 {
 			return withCode(exitUsage, "convert-config takes no arguments, got %q", subArgs)
 		}
-		return t.convertConfig()
+		return t.convertConfig(ctx)
 	case "post-upgrade":
 		flags := flag.NewFlagSet("post-upgrade", flag.ContinueOnError)
 		flags.SetOutput(t.stderr)
@@ -164,8 +174,9 @@ func (t *tool) run(ctx context.Context, args []string) error {
 		} else if err != nil {
 			return withCode(exitUsage, "post-upgrade: %v", err)
 		}
-		if flags.NArg() > 0 || *seconds < 1 {
-			return withCode(exitUsage, "post-upgrade takes only --config-apply-timeout SECONDS (at least 1)")
+		if flags.NArg() > 0 || *seconds < 1 || *seconds > maxApplyTimeoutSeconds {
+			return withCode(exitUsage, "post-upgrade takes only --config-apply-timeout SECONDS "+
+				"(at least 1, at most %d)", maxApplyTimeoutSeconds)
 		}
 		return t.postUpgrade(ctx, time.Duration(*seconds)*time.Second)
 	}
@@ -186,20 +197,31 @@ admin password is read from the terminal, or from the first line of stdin.
 
 // password reads the user's password: without echo from the terminal, or
 // as the first line of stdin.
-func (t *tool) password() (string, error) {
+func (t *tool) password(ctx context.Context) (string, error) {
 	if t.stdinIsTTY {
 		fmt.Fprintf(t.stdout, "Password for %s: ", t.user)
-		secret, err := t.readSecret(t.stdinFd)
+		secret, err := t.readInterruptibly(ctx, "at the password prompt", func() (string, error) {
+			secret, err := t.readSecret(t.stdinFd)
+			return string(secret), err
+		})
 		fmt.Fprintln(t.stdout)
+		var coded *exitCodeError
+		if errors.As(err, &coded) {
+			return "", err
+		}
 		if err != nil {
 			return "", fmt.Errorf("reading the password from the terminal: %w", err)
 		}
-		if len(secret) == 0 {
+		if secret == "" {
 			return "", errors.New("the password is empty")
 		}
-		return string(secret), nil
+		return secret, nil
 	}
-	line, err := t.readLine()
+	line, err := t.readInterruptibly(ctx, "while reading the password from stdin", t.readLine)
+	var coded *exitCodeError
+	if errors.As(err, &coded) {
+		return "", err
+	}
 	if err != nil {
 		return "", fmt.Errorf("reading the password from stdin: %w", err)
 	}
@@ -207,6 +229,38 @@ func (t *tool) password() (string, error) {
 		return "", errors.New("the password (the first line of stdin) is empty")
 	}
 	return line, nil
+}
+
+// readInterruptibly returns the result of read, which blocks on stdin,
+// or an exitInterrupted error as soon as ctx ends. The tool catches SIGINT
+// to cancel ctx, so without this a Ctrl-C at a prompt would be ignored
+// until Enter. A blocked read cannot be cancelled, so it is left behind
+// and the terminal state from before it (which term.ReadPassword changes)
+// is restored. The caller exits right after.
+func (t *tool) readInterruptibly(ctx context.Context, what string, read func() (string, error)) (string, error) {
+	var saved *term.State
+	if t.stdinIsTTY {
+		saved, _ = term.GetState(t.stdinFd)
+	}
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		text, err := read()
+		done <- result{text, err}
+	}()
+	select {
+	case r := <-done:
+		return r.text, r.err
+	case <-ctx.Done():
+		if saved != nil {
+			_ = term.Restore(t.stdinFd, saved)
+		}
+		fmt.Fprintln(t.stdout)
+		return "", withCode(exitInterrupted, "interrupted %s; nothing was written", what)
+	}
 }
 
 // readLine returns the next line of stdin without its line ending. At the

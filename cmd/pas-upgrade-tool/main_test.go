@@ -283,6 +283,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"--password", "x", "pre-upgrade"}, "flag provided but not defined"},
 		{"bad base URL", []string{"--frontend-baseurl", "localhost:80", "pre-upgrade"}, "is not an http:// or https:// URL"},
 		{"zero timeout", []string{"post-upgrade", "--config-apply-timeout", "0"}, "at least 1"},
+		{"overflowing timeout", []string{"post-upgrade", "--config-apply-timeout", "9300000000"}, "at most 9223372036"},
 		{"extra argument", []string{"convert-config", "file.yaml"}, "takes no arguments"},
 	}
 	for _, tt := range tests {

@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // screen collects what the tool writes to its terminal. done is closed
@@ -142,4 +143,57 @@ func TestPasswordPromptHidesInput(t *testing.T) {
 	assert.FileExists(t, filepath.Join(work, exportFile))
 	assert.Contains(t, output.String(), "Exported the running configuration")
 	assert.NotContains(t, output.String(), testPassword, "the terminal does not echo the password")
+}
+
+// interruptOnTerminal types Ctrl-C on the tool's terminal once text shows
+// and returns the exit code, failing when the tool keeps waiting.
+func interruptOnTerminal(t *testing.T, cmd *exec.Cmd, terminal *os.File, output *screen, text string) int {
+	t.Helper()
+	waitForText(t, output, text)
+	_, err := terminal.Write([]byte{0x03})
+	require.NoError(t, err)
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("the tool kept waiting after Ctrl-C; the terminal shows %q", output.String())
+	}
+	select {
+	case <-output.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the terminal output did not end after the tool exited")
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+func TestConvertConfigPromptInterrupted(t *testing.T) {
+	work := t.TempDir()
+	export := "pas_config_version: 4.8.0\nlegacy_auth: basic\nkeep: 1\n"
+	require.NoError(t, os.WriteFile(filepath.Join(work, exportFile), []byte(export), 0o644))
+	cmd, terminal, output := startOnTerminal(t, work, "convert-config")
+
+	code := interruptOnTerminal(t, cmd, terminal, output, "Proceed? [y/N] ")
+
+	assert.Equal(t, exitInterrupted, code, output.String())
+	assert.NoFileExists(t, filepath.Join(work, convertedFile))
+	assert.Contains(t, output.String(), "interrupted")
+}
+
+func TestPasswordPromptInterrupted(t *testing.T) {
+	srv := startServer(t, "4.8.0")
+	work := t.TempDir()
+	cmd, terminal, output := startOnTerminal(t, work, "--frontend-baseurl", srv.URL, "pre-upgrade")
+
+	code := interruptOnTerminal(t, cmd, terminal, output, "Password for admin: ")
+
+	assert.Equal(t, exitInterrupted, code, output.String())
+	assert.NoFileExists(t, filepath.Join(work, exportFile))
+	assert.Empty(t, srv.RequestsTo("POST", "/api/login"), "no login after the interrupt")
+	termios, err := unix.IoctlGetTermios(int(terminal.Fd()), unix.TCGETS)
+	require.NoError(t, err)
+	assert.NotZero(t, termios.Lflag&unix.ECHO, "the terminal echoes again after the interrupt")
 }
