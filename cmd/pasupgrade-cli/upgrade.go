@@ -142,7 +142,8 @@ func buildDeps(_ context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (
 		}
 		file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
-			return pasupgrade.Deps{}, nil, usageErrorf("opening the transcript: %v", err)
+			return pasupgrade.Deps{}, nil, usageErrorf("opening the transcript: %v; create the work directory with "+
+				"install -d -o pas -g pas %s, or give --transcript FILE", err, plan.Options.WorkDir)
 		}
 		closers = append(closers, func() { file.Close() })
 		transcript = runner.NewRedactingWriter(file, []string{password})

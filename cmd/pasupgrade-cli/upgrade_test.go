@@ -235,3 +235,12 @@ func TestTranscriptRedactsPassword(t *testing.T) {
 	assert.NotContains(t, string(data), testPassword)
 	assert.Equal(t, testPassword, plan.Options.AdminPassword)
 }
+
+func TestMissingWorkDirNamesFix(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	pw := filepath.Join(t.TempDir(), "password")
+	require.NoError(t, os.WriteFile(pw, []byte(testPassword+"\n"), 0o600))
+	code, _, errOut := runCLI(t, "preflight", "--work-dir", dir, "--password-file", pw)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "install -d -o pas -g pas "+dir)
+}
