@@ -49,9 +49,28 @@ func TestMultiNodeUpgrade(t *testing.T) {
 			assert.Contains(t, run.summary(t).Summary.Reapplied, coreNode,
 				"the summary must name the node whose reload was repaired")
 			l.assertMultiNodeEdits(ctx)
-			l.assertRemoteUpgraded(ctx)
+			l.assertRemoteAt(ctx, "4.9.0")
 		})
 	}
+}
+
+// TestRestoreMultiNode upgrades a multi-node lab and restores it: the
+// remote core node too must be back at 4.8.0 and running.
+func TestRestoreMultiNode(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Options{Topology: lab.TopologyMulti})
+	ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
+	defer cancel()
+	snapshot := l.snapshotBootstrap(ctx)
+	running := l.simState(ctx).Running
+
+	run := l.runCLI(ctx, nil, l.upgradeArgs()...)
+	require.Equal(t, 0, run.ExitCode, "pasupgrade-cli upgrade failed; stdout:\n%s", run.Stdout)
+	l.assertRemoteAt(ctx, "4.9.0")
+
+	l.restore(ctx, run.summary(t).Summary.BackupSet)
+	l.assertRestored(ctx, snapshot, running.SHA256)
+	l.assertRemoteAt(ctx, "4.8.0")
 }
 
 // assertMultiNodeEdits checks the file edits of a multi-node upgrade on the
@@ -87,9 +106,9 @@ func (l *testLab) assertMultiNodeEdits(ctx context.Context) {
 	assert.Equal(t, "4.9.0", vars.Common.Docker.Tag, "common.docker.PAS_IMAGE_TAG")
 }
 
-// assertRemoteUpgraded checks the remote core node: its packages at 4.9.0
-// and every unit it runs active.
-func (l *testLab) assertRemoteUpgraded(ctx context.Context) {
+// assertRemoteAt checks the remote core node: its packages at version and
+// every unit it runs active.
+func (l *testLab) assertRemoteAt(ctx context.Context, version string) {
 	t := l.t
 	t.Helper()
 	node, err := l.lab.Node(l.docker, coreNode)
@@ -105,7 +124,7 @@ func (l *testLab) assertRemoteUpgraded(ctx context.Context) {
 		versions[name] = rest
 	}
 	for _, pkg := range info.Packages {
-		assert.Equal(t, "4.9.0 install ok installed", versions[pkg], "package %s on %s", pkg, coreNode)
+		assert.Equal(t, version+" install ok installed", versions[pkg], "package %s on %s", pkg, coreNode)
 	}
 	for _, unit := range info.Units {
 		res, _ := node.Run(ctx, runner.Command{Argv: []string{"systemctl", "is-active", unit}})

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pasops/pasupgrade/internal/lab"
+	"github.com/pasops/pasupgrade/pasupgrade"
 )
 
 // bootstrapPaths are the files that the guide's backup saves and that a
@@ -35,7 +36,12 @@ func (l *testLab) snapshotBootstrap(ctx context.Context) string {
 		echo "$type $mode $user $group $path $sum"
 	done
 done | sort -k5`
-	argv := append([]string{"sh", "-c", script, "snapshot"}, bootstrapPaths...)
+	paths := bootstrapPaths
+	if l.lab.Topology == lab.TopologyMulti {
+		// A multi-node backup also holds the pas user's SSH key.
+		paths = append([]string{pasupgrade.PASSSHDir}, paths...)
+	}
+	argv := append([]string{"sh", "-c", script, "snapshot"}, paths...)
 	return l.inNode(ctx, argv...)
 }
 
