@@ -132,6 +132,10 @@ func run(env *environment, args []string) int {
 		return exitFailure
 	}
 	verb, units := words[0], words[1:]
+	if msg := checkUnitArgs(verb, units); msg != "" {
+		fmt.Fprintln(env.stderr, msg)
+		return exitFailure
+	}
 
 	switch verb {
 	case "supervise":
@@ -164,6 +168,27 @@ func run(env *environment, args []string) int {
 	}
 	fmt.Fprintf(env.stderr, "Unknown command verb %s.\n", verb)
 	return exitFailure
+}
+
+// checkUnitArgs returns systemctl's message for missing or invalid unit
+// arguments of verb, or "". A name with a slash would read a unit file
+// and write state outside the unit and state directories.
+func checkUnitArgs(verb string, units []string) string {
+	if verb == "supervise" {
+		return ""
+	}
+	switch verb {
+	case "is-active", "is-failed", "is-enabled":
+		if len(units) == 0 {
+			return "Too few arguments."
+		}
+	}
+	for _, name := range units {
+		if name == "" || strings.Contains(name, "/") {
+			return "Unit name " + name + " is not valid."
+		}
+	}
+	return ""
 }
 
 // change runs a state-changing verb on each unit and returns the worst

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pasops/pasupgrade/runner"
 )
 
@@ -135,7 +137,7 @@ func exitResult(ps *os.ProcessState) (string, int, string) {
 		return "resources", 0, ""
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "signal", 0, ws.Signal().String()
+		return "signal", 0, unix.SignalName(ws.Signal())
 	}
 	return "exit-code", ps.ExitCode(), ""
 }
@@ -185,12 +187,12 @@ func stopUnit(env *environment, u *unit) error {
 	_ = syscall.Kill(-s.MainPID, syscall.SIGTERM)
 	unlockPID()
 	if waitEnded(env, u.name, s, stopTimeout) {
-		updateStatusFile(env)
+		recordStopped(env, u.name)
 		return nil
 	}
 	_ = syscall.Kill(-s.MainPID, syscall.SIGKILL)
 	if waitEnded(env, u.name, s, 5*time.Second) {
-		updateStatusFile(env)
+		recordStopped(env, u.name)
 		return nil
 	}
 	// The supervisor is gone too: record the end here.
@@ -200,6 +202,16 @@ func stopUnit(env *environment, u *unit) error {
 		return nil
 	}
 	return fmt.Errorf("Failed to stop %s: process %d survived SIGKILL", u.name, s.MainPID)
+}
+
+// recordStopped marks the unit inactive after stop ended its process. The
+// supervisor does that itself, but one that was killed before leaves the
+// unit to read as failed.
+func recordStopped(env *environment, unit string) {
+	if readState(env, unit).State != stateInactive {
+		_ = writeState(env, unit, unitState{State: stateInactive, Since: time.Now(), Result: "signal"})
+	}
+	updateStatusFile(env)
 }
 
 // waitEnded waits until the supervisor recorded the end of the process

@@ -148,11 +148,48 @@ func TestProcessDeathMarksFailed(t *testing.T) {
 	}, 10e9, 50e6, "a killed process must leave the unit failed")
 }
 
+func TestProcessDeathNamesSignal(t *testing.T) {
+	s := newStandIn(t)
+	s.writeUnit("dies", "[Service]\nExecStart=/bin/sleep 300\n")
+	code, out := s.run("start", "dies")
+	require.Equal(t, exitOK, code, out)
+
+	require.NoError(t, syscallKill(s.state("dies").MainPID))
+	require.Eventually(t, func() bool {
+		return s.state("dies").State == stateFailed
+	}, 10e9, 50e6, "a killed process must leave the unit failed")
+	_, out = s.run("status", "dies")
+	assert.Contains(t, out, "killed by SIGKILL")
+	assert.NotContains(t, out, "killed by killed")
+}
+
+// TestStopAfterSupervisorKilled checks that stop leaves the unit inactive,
+// not failed, when the supervisor died before it and cannot record the
+// end of the process.
+func TestStopAfterSupervisorKilled(t *testing.T) {
+	s := newStandIn(t)
+	s.writeUnit("orphan", "[Service]\nExecStart=/bin/sleep 300\n")
+	code, out := s.run("start", "orphan")
+	require.Equal(t, exitOK, code, out)
+	st := s.state("orphan")
+	require.NoError(t, syscallKill(st.SupervisorPID))
+	require.Eventually(t, func() bool { return !alive(st.SupervisorPID) }, 10e9, 50e6)
+
+	code, out = s.run("stop", "orphan")
+	require.Equal(t, exitOK, code, out)
+	assert.False(t, alive(st.MainPID), "stop must end the process")
+	code, out = s.run("is-active", "orphan")
+	assert.Equal(t, exitNotActive, code)
+	assert.Equal(t, "inactive\n", out)
+}
+
 func TestUnknownUnit(t *testing.T) {
 	s := newStandIn(t)
 	code, out := s.run("start", "nosuch")
 	assert.Equal(t, exitNoUnitOp, code)
 	assert.Contains(t, out, "nosuch.service not found")
+
+	assert.NotContains(t, out, "not found: unit not found")
 
 	code, _ = s.run("status", "nosuch")
 	assert.Equal(t, exitNoUnit, code)
@@ -266,6 +303,10 @@ func TestOptionParsing(t *testing.T) {
 		{"missing command", []string{"--quiet"}, exitFailure, "missing command"},
 		{"unknown verb", []string{"mask", "x"}, exitFailure, "Unknown command verb mask"},
 		{"start without unit", []string{"start"}, exitFailure, "Too few arguments"},
+		{"is-active without unit", []string{"is-active"}, exitFailure, "Too few arguments"},
+		{"is-enabled without unit", []string{"is-enabled"}, exitFailure, "Too few arguments"},
+		{"unit name with a slash", []string{"start", "../../etc/passwd"}, exitFailure, "Unit name ../../etc/passwd is not valid"},
+		{"status of a path", []string{"status", "/tmp/x.service"}, exitFailure, "Unit name /tmp/x.service is not valid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

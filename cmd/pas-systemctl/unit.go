@@ -30,6 +30,12 @@ type unit struct {
 // errNoUnit is returned for a unit without a unit file.
 var errNoUnit = errors.New("unit not found")
 
+// noUnitError is errNoUnit for one unit, worded as systemctl words it.
+type noUnitError string
+
+func (e noUnitError) Error() string        { return "Unit " + string(e) + " not found." }
+func (e noUnitError) Is(target error) bool { return target == errNoUnit }
+
 // unitName returns name with the .service suffix systemctl adds.
 func unitName(name string) string {
 	if strings.Contains(name, ".") {
@@ -59,7 +65,7 @@ func loadUnit(env *environment, name string) (*unit, error) {
 		u.name, u.path = name, dir+"/"+name
 		return u, nil
 	}
-	return nil, fmt.Errorf("Unit %s not found: %w", name, errNoUnit)
+	return nil, noUnitError(name)
 }
 
 // parseUnit reads the [Unit] and [Service] keys the stand-in uses. Lines
