@@ -27,6 +27,9 @@ type State struct {
 	Reapplied []string `json:"reapplied,omitempty"`
 	// CoreDownSince is when core stopped, while it is down.
 	CoreDownSince *time.Time `json:"core_down_since,omitempty"`
+	// CoreHeldDown is set between the end of the step that stops core and
+	// the end of the step that starts it.
+	CoreHeldDown bool `json:"core_held_down,omitempty"`
 	// Downtime is the time core was down so far.
 	Downtime time.Duration `json:"downtime_ns,omitempty"`
 }

@@ -326,18 +326,24 @@ func (r *run) step(ctx context.Context, i int, step Step) error {
 	return nil
 }
 
-// coreDown tracks the core-stopped window: it opens when a step marked
-// CoreStopped starts and closes when such a step ends, except after the
-// step that stops core, which leaves it down for the next steps.
+// coreDown tracks the time core is down. A window opens when a step marked
+// CoreStopped starts. The step that stops core keeps it open for every
+// later step, inserted ones too, until the step that starts core ends.
+// Any other CoreStopped step, such as a restart, closes it when it ends.
 func (r *run) coreDown(step Step, starting bool, at time.Time) {
 	st := r.env.State
 	switch {
-	case !step.CoreStopped:
-	case starting && st.CoreDownSince == nil:
-		st.CoreDownSince = &at
-	case !starting && step.ID != stepStopCore && st.CoreDownSince != nil:
+	case starting:
+		if step.CoreStopped && st.CoreDownSince == nil {
+			st.CoreDownSince = &at
+		}
+	case st.CoreDownSince == nil || !step.CoreStopped:
+	case step.ID == stepStopCore:
+		st.CoreHeldDown = true
+	case st.CoreHeldDown && step.ID != stepStartCore:
+	default:
 		st.Downtime += at.Sub(*st.CoreDownSince)
-		st.CoreDownSince = nil
+		st.CoreDownSince, st.CoreHeldDown = nil, false
 	}
 }
 
