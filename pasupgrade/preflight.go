@@ -322,6 +322,9 @@ func checkBackupSpace(ctx context.Context, e *Env) CheckResult {
 			sources = append(sources, s)
 		}
 	}
+	if len(sources) == 0 {
+		return fail("check that PAS is installed under "+PASHome, "none of the bootstrap files exists: %s", strings.Join(backupSources, ", "))
+	}
 	out, err = query(ctx, e, "", append([]string{"du", "-s", "-c", "-B1"}, sources...)...)
 	if err != nil {
 		return fail("check that the bootstrap files are readable", "measuring the bootstrap files: %v", err)
