@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -120,7 +122,11 @@ The exit code is 0 unless a package is broken, which exits with 3.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			statuses, err := packageManager(a).Installed(cmd.Context(), deb.SetNames()...)
+			m := packageManager(a)
+			if err := checkAdminDir(m.AdminDir); err != nil {
+				return err
+			}
+			statuses, err := m.Installed(cmd.Context(), deb.SetNames()...)
 			if err != nil {
 				return err
 			}
@@ -142,6 +148,20 @@ The exit code is 0 unless a package is broken, which exits with 3.`,
 			return nil
 		},
 	}
+}
+
+// checkAdminDir rejects a dpkg database directory without a status file.
+// dpkg-query reads a missing database as an empty one, so a wrong --root
+// would otherwise show every package as not installed.
+func checkAdminDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	status := filepath.Join(dir, "status")
+	if _, err := os.Stat(status); err != nil {
+		return usageErrorf("no dpkg database under --root: %v; give the root file system of a PAS node", err)
+	}
+	return nil
 }
 
 func (a *app) printPackageStatus(statuses []deb.Status) error {

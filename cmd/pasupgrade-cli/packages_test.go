@@ -163,6 +163,8 @@ func TestPackagesStatusBroken(t *testing.T) {
 
 func TestPackagesStatusUnderRoot(t *testing.T) {
 	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644))
 	fake := runnertest.New(t)
 	fake.Expect("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "--show", statusFormat,
 		deb.CorePackage, deb.MgmtPackage, deb.StoragePackage).Stdout(deb.CorePackage + "\tii \t4.8.0\n")
@@ -178,4 +180,18 @@ func TestPackagesStatusUnderRoot(t *testing.T) {
 	assert.Equal(t, deb.CorePackage, data["package"])
 	assert.Equal(t, "installed", data["state"])
 	assert.Equal(t, "4.8.0", data["version"])
+}
+
+// dpkg-query reads a missing database as an empty one, so a --root without
+// one must not show the packages as not installed.
+func TestPackagesStatusRootWithoutDatabase(t *testing.T) {
+	root := t.TempDir()
+	fakePackageManager(t, runnertest.New(t))
+
+	code, out, errOut := runCLI(t, "--root", root, "packages", "status")
+
+	assert.Equal(t, exitUsage, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "no dpkg database under --root")
+	assert.Contains(t, errOut, filepath.Join(root, "var/lib/dpkg/status"))
 }
