@@ -80,7 +80,9 @@ func WithCAPEM(pem []byte) Option { return func(o *options) { o.caPEM = pem } }
 
 // WithTimeout bounds each API call that is not a transfer of a
 // configuration file: from sending the request to reading the whole reply.
-// For export and import it bounds the wait for the reply's status line.
+// For export and import it bounds the wait for the reply's status line and
+// each time the file's bytes stop moving: an export that receives nothing,
+// or an import whose server takes nothing, for that long fails.
 // Default DefaultTimeout.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Export describes an exported configuration file.
@@ -46,11 +48,15 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 	// transparent gzip decoding would hide.
 	req.header = map[string]string{"Accept-Encoding": "identity", "Accept": "application/octet-stream"}
 
-	resp, err := c.do(ctx, req)
+	transferCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := c.do(transferCtx, req)
 	if err != nil {
 		return Export{}, fmt.Errorf("exporting the %s configuration: %w", kind, err)
 	}
 	defer resp.Body.Close()
+	stall := newStallWatch(c.tmo, cancel)
+	defer stall.disarm()
 
 	if ct := resp.Header.Get("Content-Type"); isJSON(ct) || strings.HasPrefix(ct, "text/html") {
 		return Export{}, fmt.Errorf("exporting the %s configuration: %w: %s returned %s where a file was "+
@@ -63,13 +69,16 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 	if c.progress != nil {
 		dst = &progressWriter{w: dst, total: resp.ContentLength, report: c.progress}
 	}
-	body := &readErrorRecorder{r: resp.Body}
+	body := &readErrorRecorder{r: &stallReader{r: resp.Body, watch: stall}}
 	n, err := io.Copy(dst, body)
 	exp.Size = n
 	// interrupted is true when the server or the network broke off the
-	// body, and false when the writer failed or ctx ended.
+	// body, or sent nothing for too long, and false when the writer failed
+	// or ctx ended.
 	interrupted := err != nil && body.err != nil && ctx.Err() == nil
-	if interrupted {
+	if interrupted && stall.fired.Load() {
+		err = fmt.Errorf("%w: no data for %s: %w", errBodyInterrupted, c.tmo, err)
+	} else if interrupted {
 		err = fmt.Errorf("%w: %w", errBodyInterrupted, err)
 	}
 	declared := resp.ContentLength
@@ -237,7 +246,10 @@ func (c *Client) importConfig(ctx context.Context, r io.Reader, name string, siz
 		return 0, fmt.Errorf("importing %s: %w", name, err)
 	}
 
-	file := &guardedReader{r: r, total: size, progress: c.progress}
+	transferCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stall := newStallWatch(c.tmo, cancel)
+	file := &guardedReader{r: r, total: size, progress: c.progress, stall: stall}
 	body := io.MultiReader(&head, file, &tail)
 	length := int64(-1)
 	if size >= 0 {
@@ -247,9 +259,12 @@ func (c *Client) importConfig(ctx context.Context, r io.Reader, name string, siz
 		method: http.MethodPost, path: c.paths.Import, auth: true, stream: body, streamLength: length,
 		header: map[string]string{"Content-Type": mw.FormDataContentType()},
 	}
-	resp, err := c.do(ctx, req)
+	resp, err := c.do(transferCtx, req)
 	// The transport may still read the body after Do returns: stop that.
 	sent := file.stop()
+	if err != nil && stall.fired.Load() && ctx.Err() == nil {
+		err = fmt.Errorf("the server took no data for %s: %w", c.tmo, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("importing %s (%d bytes of the file sent): %w", name, sent, c.timeoutError(ctx, req, err))
 	}
@@ -276,6 +291,9 @@ type guardedReader struct {
 	stopped  bool
 	total    int64
 	progress func(done, total int64)
+	// stall runs while the transport sends what Read returned, and stops
+	// while Read waits for the caller's reader.
+	stall *stallWatch
 }
 
 func (g *guardedReader) Read(p []byte) (int, error) {
@@ -284,7 +302,9 @@ func (g *guardedReader) Read(p []byte) (int, error) {
 	if g.stopped {
 		return 0, errUploadEnded
 	}
+	g.stall.disarm()
 	n, err := g.r.Read(p)
+	g.stall.arm()
 	g.n += int64(n)
 	if g.progress != nil && n > 0 {
 		g.progress(g.n, g.total)
@@ -313,5 +333,40 @@ func (g *guardedReader) stop() int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.stopped = true
+	g.stall.disarm()
 	return g.n
+}
+
+// stallWatch cancels a transfer whose bytes stopped moving: it calls cancel
+// when it stays armed for longer than limit. WithTimeout sets the limit.
+type stallWatch struct {
+	limit time.Duration
+	timer *time.Timer
+	// fired is set before cancel is called.
+	fired atomic.Bool
+}
+
+func newStallWatch(limit time.Duration, cancel context.CancelFunc) *stallWatch {
+	w := &stallWatch{limit: limit}
+	w.timer = time.AfterFunc(limit, func() {
+		w.fired.Store(true)
+		cancel()
+	})
+	w.timer.Stop()
+	return w
+}
+
+func (w *stallWatch) arm()    { w.timer.Reset(w.limit) }
+func (w *stallWatch) disarm() { w.timer.Stop() }
+
+// stallReader arms a stallWatch while it waits for data from r.
+type stallReader struct {
+	r     io.Reader
+	watch *stallWatch
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	s.watch.arm()
+	defer s.watch.disarm()
+	return s.r.Read(p)
 }

@@ -513,3 +513,78 @@ func TestExportLocalFailureIsNotInvalidReply(t *testing.T) {
 		assert.NotContains(t, err.Error(), "ended after")
 	})
 }
+
+// stallingServer replies to a login and then, for every other request,
+// sends the headers of an export and a few bytes of its body, or for a
+// POST reads nothing, and waits until the client goes away.
+func stallingServer(t *testing.T) string {
+	t.Helper()
+	return serveLoopback(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/login" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"token":"stall-token"}`))
+			return
+		}
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", "1048576")
+			w.Write([]byte("pas_config_version: 4.8.0\n"))
+			http.NewResponseController(w).Flush()
+		}
+		<-r.Context().Done()
+	}))
+}
+
+// withinSeconds runs fn and fails the test if it does not return in time.
+func withinSeconds(t *testing.T, seconds int, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Duration(seconds) * time.Second):
+		t.Fatalf("still running after %ds", seconds)
+		return nil
+	}
+}
+
+func TestExportStalledBodyTimesOut(t *testing.T) {
+	base := stallingServer(t)
+	c, s := loggedIn(t, base, mgmtapi.WithTimeout(200*time.Millisecond))
+	dir := t.TempDir()
+
+	err := withinSeconds(t, 10, func() error {
+		_, _, err := c.ExportConfigFile(context.Background(), mgmtapi.ExportKindRunning, dir)
+		return err
+	})
+
+	require.Error(t, err)
+	assert.ErrorIs(t, err, mgmtapi.ErrInvalidReply)
+	assert.Contains(t, err.Error(), "no data for 200ms")
+	assert.Len(t, s.recorded(), 3, "a stalled export is downloaded again")
+	assert.Empty(t, dirNames(t, dir))
+}
+
+func TestImportStalledUploadTimesOut(t *testing.T) {
+	base := stallingServer(t)
+	c, _ := loggedIn(t, base, mgmtapi.WithTimeout(200*time.Millisecond))
+	// More than the socket buffers of loopback take, so the upload blocks.
+	upload := io.MultiReader(strings.NewReader("pas_config_version: 4.8.0\n"),
+		io.LimitReader(zeroReader{}, 256<<20))
+
+	err := withinSeconds(t, 10, func() error {
+		_, err := c.ImportConfig(context.Background(), upload, "big.yaml")
+		return err
+	})
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no data for 200ms")
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
