@@ -250,6 +250,10 @@ func TestPackagesDebconfFrontends(t *testing.T) {
 	for name, path := range debs {
 		require.NoError(t, node.CopyFile(ctx, path, "/tmp/debs/"+name, 0o644))
 	}
+	// 4.8.0 with a preseeded admin password, as pas-lab up installs it.
+	// The preseeded answer marks the question as seen.
+	s.run("", "proxedo-api-security-mgmt proxedo-api-security-mgmt/admin-password password old-Pass 1\n",
+		"debconf-set-selections")
 	s.installDebs("4.8.0")
 
 	// Without a preseeded answer the noninteractive frontend takes the
@@ -259,14 +263,15 @@ func TestPackagesDebconfFrontends(t *testing.T) {
 	assert.Contains(t, s.run("", "", "cat", "/opt/balasys/etc/storage/config.yml"), "config_version: 4.9.0\n",
 		"dpkg installed the unchanged conffile's new version")
 
-	// On a terminal, debconf shows both questions (the password one at
-	// priority medium) and reads the answers typed there. script(1) gives
-	// dpkg a pseudo-terminal inside the node. The answers are written
-	// before the questions, so the terminal may echo the password; whether
-	// debconf hides it while typing is not checked here.
+	// On a terminal, debconf shows both questions at its default priority
+	// and reads the answers typed there, also the password question that
+	// the 4.8.0 installation answered. script(1) gives dpkg a
+	// pseudo-terminal inside the node. The answers are written before the
+	// questions, so the terminal may echo the password; whether debconf
+	// hides it while typing is not checked here.
 	const typedPassword = "Typed-Pass 3"
 	res, err := s.try("", "yes\n"+typedPassword+"\n", "script", "-qefc",
-		"DEBIAN_FRONTEND=teletype DEBIAN_PRIORITY=medium dpkg -i /tmp/debs/"+DebFileName(MgmtPackage, "4.9.0"),
+		"DEBIAN_FRONTEND=teletype dpkg -i /tmp/debs/"+DebFileName(MgmtPackage, "4.9.0"),
 		"/dev/null")
 	require.NoError(t, err, "%s", res.Stderr)
 	terminal := string(res.Stdout)

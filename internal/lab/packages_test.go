@@ -135,7 +135,8 @@ func TestBuildPackagesConfigAsksThroughDebconf(t *testing.T) {
 		{CorePackage, "4.9.0", "db_input high proxedo-api-security/overwrite-config"},
 		{StoragePackage, "4.9.0", "db_input high proxedo-api-security-storage/overwrite-config"},
 		{MgmtPackage, "4.9.0", "db_input high proxedo-api-security-mgmt/overwrite-config"},
-		{MgmtPackage, "4.9.0", "db_input medium proxedo-api-security-mgmt/admin-password"},
+		{MgmtPackage, "4.8.0", "db_input high proxedo-api-security-mgmt/admin-password"},
+		{MgmtPackage, "4.9.0", "db_input high proxedo-api-security-mgmt/admin-password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg+"_"+tt.version, func(t *testing.T) {
@@ -151,6 +152,7 @@ func TestBuildPackagesPostinstClearsPassword(t *testing.T) {
 	for _, version := range Versions {
 		postinst := dpkgDeb(t, "--info", debs[DebFileName(MgmtPackage, version)], "postinst")
 		assert.Contains(t, postinst, `db_set proxedo-api-security-mgmt/admin-password ""`, version)
+		assert.Contains(t, postinst, "db_fset proxedo-api-security-mgmt/admin-password seen false", version)
 		assert.Contains(t, postinst, `printf '%s\n' "$RET" | /opt/balasys/usr/bin/pas-mgmt set-password`, version)
 		assert.NotContains(t, postinst, "[[", version)
 		assert.NotContains(t, postinst, "read ", "maintainer scripts never prompt outside debconf")
