@@ -1,9 +1,11 @@
 package deb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -235,9 +237,21 @@ func (m *Manager) runLocked(ctx context.Context, cmd runner.Command) (runner.Res
 	var reported LockHolder
 	reportedOnce := false
 
+	// The first run consumes stdin, so each run reads its own copy.
+	var stdin []byte
+	if cmd.Stdin != nil {
+		var err error
+		if stdin, err = io.ReadAll(cmd.Stdin); err != nil {
+			return runner.Result{}, fmt.Errorf("reading the input of %s: %w", cmd.Argv[0], err)
+		}
+	}
+
 	for {
 		lock, holder, held := m.probeLock(ctx)
 		if !held {
+			if stdin != nil {
+				cmd.Stdin = bytes.NewReader(stdin)
+			}
 			res, err := m.Runner.Run(ctx, cmd)
 			if lock, holder, held = lockFailure(err); !held {
 				return res, err
