@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -174,7 +175,8 @@ func (c *Client) ApplyState(ctx context.Context, id string) (ApplyJob, error) {
 }
 
 // WaitApplied polls the apply with id until it finishes or timeout passes.
-// It returns the per-node results. A failed apply returns an *ApplyError
+// It returns the per-node results. A failed apply, or one that succeeded
+// with a node whose reload success is FAILED, returns an *ApplyError
 // matching ErrApplyFailed, and one still running at the timeout an
 // *ApplyError matching ErrApplyTimeout; both name the nodes.
 func (c *Client) WaitApplied(ctx context.Context, id string, timeout time.Duration) (ApplyJob, error) {
@@ -186,6 +188,11 @@ func (c *Client) WaitApplied(ctx context.Context, id string, timeout time.Durati
 		}
 		switch job.State {
 		case ApplySucceeded:
+			// A node whose reload failed needs another apply, even when
+			// the job's state is succeeded.
+			if slices.ContainsFunc(job.Nodes, func(n NodeResult) bool { return n.ReloadSuccess == ReloadFailed }) {
+				return job, &ApplyError{Job: job}
+			}
 			return job, nil
 		case ApplyFailed:
 			return job, &ApplyError{Job: job}

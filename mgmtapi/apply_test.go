@@ -174,3 +174,30 @@ func TestImportNotRepeatedAfter401(t *testing.T) {
 	assert.ErrorIs(t, err, mgmtapi.ErrUnauthorized)
 	assert.Len(t, srv.RequestsTo(http.MethodPost, "/api/config/import"), 1)
 }
+
+func TestApplySucceededWithFailedNode(t *testing.T) {
+	// A server whose job state and node results disagree.
+	base := serveLoopback(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/api/login":
+			w.Write([]byte(`{"token":"t"}`))
+		case r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"id":"apply-7"}`))
+		default:
+			w.Write([]byte(`{"id":"apply-7","state":"succeeded","nodes":[` +
+				`{"name":"mgmt-1","reload_success":"OK"},` +
+				`{"name":"core-1","reload_success":"FAILED","message":"syntax error"}]}`))
+		}
+	}))
+	c, _ := loggedIn(t, base)
+
+	job, err := c.Apply(context.Background(), time.Minute)
+
+	require.Error(t, err)
+	assert.ErrorIs(t, err, mgmtapi.ErrApplyFailed)
+	assert.Contains(t, err.Error(), "core-1 (FAILED: syntax error)")
+	assert.NotContains(t, err.Error(), "mgmt-1")
+	assert.Equal(t, mgmtapi.ApplySucceeded, job.State, "the job is returned as read")
+}
