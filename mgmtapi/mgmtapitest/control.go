@@ -247,6 +247,15 @@ func (h *Handler) Tokens() []string {
 	return tokens
 }
 
+// IssuedTokens returns every token the handler has issued, including the
+// ones that ExpireTokens invalidated, so tests can check that no token
+// leaked. It keeps the first 10000.
+func (h *Handler) IssuedTokens() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string{}, h.issued...)
+}
+
 // Dump is the reply of GET /_sim/state.
 type Dump struct {
 	Version    string            `json:"version"`

@@ -77,6 +77,7 @@ type Handler struct {
 	mu       sync.Mutex
 	st       *state
 	tokens   map[string]string // token to user name
+	issued   []string          // every token issued, expired ones too
 	faults   []*Fault
 	requests []Request
 	nodeList []mgmtapi.Node // set by SetNodes
@@ -295,6 +296,9 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, requestID s
 	token := newID(32)
 	h.mu.Lock()
 	h.tokens[token] = req.Username
+	if len(h.issued) < maxRequests {
+		h.issued = append(h.issued, token)
+	}
 	h.mu.Unlock()
 	writeJSON(w, http.StatusOK, mgmtapi.LoginReply{Token: token})
 }
