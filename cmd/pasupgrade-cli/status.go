@@ -88,7 +88,9 @@ upgrade guide then requires a config apply even with no pending changes:
 // event in JSON mode.
 func printStatus(a *app, status mgmtapi.Status) {
 	if a.json {
-		a.printer.Event("status", "", map[string]any{"nodes": status.Nodes, "failed_reloads": status.FailedReloads()})
+		// An empty list, not null, when no reload failed.
+		failed := append([]string{}, status.FailedReloads()...)
+		a.printer.Event("status", "", map[string]any{"nodes": status.Nodes, "failed_reloads": failed})
 		return
 	}
 	tw := tabwriter.NewWriter(a.streams.Out, 0, 4, 2, ' ', 0)

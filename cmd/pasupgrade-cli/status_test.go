@@ -200,3 +200,12 @@ func TestStatusJSON(t *testing.T) {
 	assert.Len(t, ev.Data.Nodes[0].Components, 3)
 	assert.Contains(t, lines[1], `"type":"error"`)
 }
+
+func TestStatusJSONNoFailedReloads(t *testing.T) {
+	srv := mgmtFake(t, mgmtapitest.Options{})
+
+	code, out, errOut := runMgmtCLI(t, "", "--json", "status", "--mgmt-url", srv.URL)
+
+	assert.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, `"failed_reloads":[]`, "an empty list, not null")
+}
