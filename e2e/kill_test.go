@@ -23,19 +23,23 @@ import (
 // SIGKILL: 128 + 9.
 const killedExitCode = 137
 
-// runCLIKilled runs pasupgrade-cli like runCLI, and sends SIGKILL to it,
-// and to every dpkg process in the node when killDpkg is set, the first
-// time kill returns true for an event.
+// runCLIKilled runs pasupgrade-cli like runCLI, and sends SIGKILL to it
+// the first time kill returns true for an event, and also to every dpkg
+// process in the node when it returns dpkg true.
 //
 // The signal comes from this machine, which shares the kernel with the
 // node, because a "docker exec kill" would take tens of milliseconds, in
 // which the CLI finishes several of its fast steps. The kill still lands
 // a little after the event, so a run may have finished the next step too.
-func (l *testLab) runCLIKilled(ctx context.Context, kill func(event) bool, killDpkg bool, args ...string) cliRun {
+func (l *testLab) runCLIKilled(ctx context.Context, kill func(event) (now, dpkg bool), args ...string) cliRun {
 	l.t.Helper()
 	killed := false
 	onEvent := func(e event) {
-		if killed || !kill(e) {
+		if killed {
+			return
+		}
+		now, killDpkg := kill(e)
+		if !now {
 			return
 		}
 		killed = true
@@ -86,7 +90,7 @@ func killProcesses(program string) (bool, error) {
 	return found, nil
 }
 
-// waitForDpkg returns an event filter for runCLIKilled that matches the
+// waitForDpkg returns an event filter that matches the
 // start of the install step and then waits until dpkg runs in the node,
 // so the kill lands inside the package installation.
 func (l *testLab) waitForDpkg(ctx context.Context) func(event) bool {
@@ -109,8 +113,8 @@ func (l *testLab) waitForDpkg(ctx context.Context) func(event) bool {
 	}
 }
 
-// TestKillAndResume kills the upgrade with SIGKILL once inside the package
-// installation and then after every step, resuming each time, until a run
+// TestKillAndResume kills the upgrade with SIGKILL after every step and
+// once inside the package installation, resuming each time, until a run
 // finishes. The end state must be that of an uninterrupted upgrade.
 func TestKillAndResume(t *testing.T) {
 	t.Parallel()
@@ -118,11 +122,31 @@ func TestKillAndResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
 	defer cancel()
 
-	// The first run dies inside dpkg; each later run dies right after the
-	// first step it completes.
-	run := l.runCLIKilled(ctx, l.waitForDpkg(ctx), true, l.upgradeArgs()...)
-	require.Equal(t, killedExitCode, run.ExitCode, "the first run was not killed; stdout:\n%s", run.Stdout)
+	// Each run dies right after the first step it completes that no
+	// earlier run completed, or inside dpkg when it reaches the install
+	// step for the first time.
+	completed := map[string]bool{}
+	installKilled := false
+	waitForDpkg := l.waitForDpkg(ctx)
+	killPoint := func(e event) (kill, dpkg bool) {
+		if !installKilled && waitForDpkg(e) {
+			installKilled = true
+			return true, true
+		}
+		if e.Kind != pasupgrade.EventStepEnd || e.Step == nil || e.Outcome != pasupgrade.OutcomeDone {
+			return false, false
+		}
+		if completed[e.Step.ID] {
+			// A resumed run repeats some steps; killing after them again
+			// would make no progress.
+			return false, false
+		}
+		completed[e.Step.ID] = true
+		return true, false
+	}
 
+	run := l.runCLIKilled(ctx, killPoint, l.upgradeArgs()...)
+	require.Equal(t, killedExitCode, run.ExitCode, "the first run was not killed; stdout:\n%s", run.Stdout)
 	var plan []pasupgrade.StepInfo
 	for _, e := range run.Events {
 		if e.Kind == pasupgrade.EventPlan {
@@ -131,30 +155,18 @@ func TestKillAndResume(t *testing.T) {
 	}
 	require.NotEmpty(t, plan, "the first run sent no plan")
 
-	completed := map[string]bool{}
-	afterNewStep := func(e event) bool {
-		if e.Kind != pasupgrade.EventStepEnd || e.Step == nil || e.Outcome != pasupgrade.OutcomeDone {
-			return false
-		}
-		if completed[e.Step.ID] {
-			// A resumed run repeats some steps; killing after them again
-			// would make no progress.
-			return false
-		}
-		completed[e.Step.ID] = true
-		return true
-	}
 	// boundaries lists, after each kill, the last step the journal records
 	// as done: the boundary the run was killed at.
 	boundaries := []string{l.lastDoneStep()}
-	for attempt := 0; attempt <= len(plan); attempt++ {
-		run = l.runCLIKilled(ctx, afterNewStep, false, l.upgradeArgs("--resume")...)
+	for attempt := 0; attempt <= len(plan)+1; attempt++ {
+		run = l.runCLIKilled(ctx, killPoint, l.upgradeArgs("--resume")...)
 		if run.ExitCode != killedExitCode {
 			break
 		}
 		boundaries = append(boundaries, l.lastDoneStep())
 	}
 	require.Equal(t, 0, run.ExitCode, "the last resumed run failed; stdout:\n%s", run.Stdout)
+	assert.True(t, installKilled, "no run was killed inside the package installation")
 	t.Logf("killed %d times, after steps %s, of %d", len(boundaries), strings.Join(boundaries, ", "), len(plan))
 	// NOTE: steps that take a few milliseconds can finish between the event
 	// and the kill, so not every boundary is hit in every run.
