@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -154,7 +155,9 @@ func TestFaultCheckconfigFails(t *testing.T) {
 	l.inNode(ctx, "cp", "-p", key, saved)
 	l.inNode(ctx, "sh", "-c", ": > "+key)
 
-	prober := &Prober{URL: l.coreURL("mgmt")}
+	// A generous timeout, so that a slow answer on a busy machine does not
+	// count as core being down.
+	prober := &Prober{URL: l.coreURL("mgmt"), Timeout: 5 * time.Second}
 	prober.Start()
 	run := l.runCLI(ctx, nil, l.upgradeArgs()...)
 	probe := prober.Stop()
