@@ -239,6 +239,23 @@ func TestResetConfigKeepsNodeSettings(t *testing.T) {
 	assert.Equal(t, "DOCKER_IMAGE_TAG=4.9.0\n", n.read(c.composeFile))
 }
 
+func TestResetConfigKeepsEmptyStrings(t *testing.T) {
+	n := newNode(t)
+	c := components["mgmt"]
+	n.install(c, version490, version480, 18555)
+	defaults := "/opt/balasys/usr/share/" + c.pkg + "/defaults/"
+	n.write(defaults+"mgmt/config.yml", configText(c, version490, 8090))
+	n.write(defaults+"infrastructure/mgmt/docker-compose.conf", "DOCKER_IMAGE_TAG=4.9.0\n")
+
+	code, _, stderr := n.run("", "pas-mgmt", "reset-config")
+
+	require.Equal(t, 0, code, stderr)
+	config := n.read(c.configFile)
+	assert.Contains(t, config, "tls_cert: \"\"\n", "an empty string must not turn into null")
+	assert.Contains(t, config, "tls_key: \"\"\n")
+	assert.Contains(t, config, "status_file: \"\"\n")
+}
+
 func TestSetPassword(t *testing.T) {
 	tests := []struct {
 		scheme string

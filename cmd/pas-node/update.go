@@ -235,6 +235,9 @@ func carryOver(env *environment, c component, defaults []byte) ([]byte, error) {
 	for _, key := range carriedKeys {
 		if v := lookup(oldRoot, key); v != nil && v.Kind == yaml.ScalarNode {
 			setScalar(newRoot, key, v.Value)
+			// Keep the quoting style, because "" written plain reads back
+			// as null.
+			lookup(newRoot, key).Style = v.Style
 		}
 	}
 
