@@ -150,6 +150,13 @@ func (d *DockerRunner) checkEngine(ctx context.Context) error {
 			"(Docker Engine 17.06); upgrade the engine, for example to Debian 12's docker.io",
 			ErrEngineTooOld, d.Client.DaemonHost(), engine, MinAPIVersion)
 	}
+	if clientAPI := d.Client.ClientVersion(); versions.LessThan(clientAPI, MinAPIVersion) {
+		// Negotiation never raises a version that DOCKER_API_VERSION or
+		// client.WithVersion fixed.
+		return fmt.Errorf("the Docker client is set to API %s, but the runner needs at least API %s "+
+			"to wait for the container's removal; unset DOCKER_API_VERSION=%s or set it to %s or later",
+			clientAPI, MinAPIVersion, clientAPI, MinAPIVersion)
+	}
 	d.logger().Debug("negotiated the Docker API version", "engine_api", ping.APIVersion,
 		"client_api", d.Client.ClientVersion())
 	d.checked = true

@@ -114,3 +114,22 @@ func TestDockerRunnerEngineUnreachable(t *testing.T) {
 		assert.Contains(t, err.Error(), "connecting to the Docker engine at unix://"+socket)
 	}
 }
+
+// Below API 1.30 the client ignores the wait condition and waits with the
+// old endpoint, which returns at once, with exit code 0, for a container
+// that has not started yet.
+func TestDockerRunnerPinnedClientVersionTooOld(t *testing.T) {
+	engine, requests := fakeEngine(t, "1.41")
+	t.Setenv("DOCKER_HOST", engine.DaemonHost())
+	t.Setenv("DOCKER_API_VERSION", "1.29")
+	cli, err := NewDockerClient()
+	require.NoError(t, err)
+	defer cli.Close()
+	d := &DockerRunner{Client: cli, Image: testImage}
+
+	_, err = d.Run(context.Background(), Invocation{Args: []string{"exit", "0"}, WorkDir: t.TempDir()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "DOCKER_API_VERSION=1.29")
+	assert.Contains(t, err.Error(), "at least API "+MinAPIVersion)
+	assert.Equal(t, []string{"/_ping"}, requests(), "nothing but the ping may be sent at the old version")
+}
