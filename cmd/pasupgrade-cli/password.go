@@ -26,15 +26,16 @@ var readPasswordNoEcho = term.ReadPassword
 // environment variable, or a prompt without echo when stdin is a terminal.
 // There is deliberately no flag that takes the password itself, because
 // argv is visible to every user of the machine. The variable is removed
-// from the process environment once read.
+// from the process environment at the first call, whichever source wins.
 func resolvePassword(a *app, passwordFile, user string) (string, error) {
+	// Commands run later (dpkg, docker, the pas-* tools) inherit the
+	// environment: remove the password from it.
+	value, ok := os.LookupEnv(passwordEnv)
+	os.Unsetenv(passwordEnv)
 	if passwordFile != "" {
 		return readPasswordFile(a, passwordFile)
 	}
-	if value, ok := os.LookupEnv(passwordEnv); ok {
-		// Commands run later (dpkg, docker, the pas-* tools) inherit the
-		// environment: remove the password from it.
-		os.Unsetenv(passwordEnv)
+	if ok {
 		if value == "" {
 			return "", usageErrorf("%s is set but empty; set it to the admin password or unset it", passwordEnv)
 		}

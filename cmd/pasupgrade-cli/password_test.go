@@ -194,3 +194,16 @@ func unsetEnvForTest(t *testing.T, name string) {
 }
 
 func stringPointer(v string) *string { return &v }
+
+func TestPasswordEnvRemovedWhenFileWins(t *testing.T) {
+	t.Setenv(passwordEnv, "from-env")
+	a, _ := passwordTestApp(t, nil, "", false)
+	file := writePasswordFile(t, "from-file\n", 0o600)
+
+	got, err := resolvePassword(a, file, "admin")
+
+	require.NoError(t, err)
+	assert.Equal(t, "from-file", got)
+	_, stillSet := os.LookupEnv(passwordEnv)
+	assert.False(t, stillSet, "child processes would inherit the password")
+}
