@@ -152,9 +152,8 @@ func (c *Client) ApplyConfig(ctx context.Context) (string, error) {
 			!errors.Is(err, ErrInvalidReply) && !errors.Is(err, syscall.ECONNREFUSED) &&
 			!errors.Is(err, errRedirectElsewhere) {
 			return "", &wrappedError{
-				msg: fmt.Sprintf("config apply request to %s got no reply: %v; the server may have started "+
-					"an apply, so check the status and pending changes before applying again",
-					c.urlOf(req.path), err),
+				msg: fmt.Sprintf("config apply request got no reply: %v; the server may have started "+
+					"an apply, so check the status and pending changes before applying again", err),
 				err: errors.Join(ErrApplyUnconfirmed, err),
 			}
 		}

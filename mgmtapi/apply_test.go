@@ -143,6 +143,7 @@ func TestApplyReplyAfterTimeoutIsNotResent(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, mgmtapi.ErrApplyUnconfirmed)
 	assert.Contains(t, err.Error(), "may have started an apply")
+	assert.Equal(t, 1, strings.Count(err.Error(), srv.URL), "the URL is named once: %s", err)
 	srv.Close() // waits for the delayed request
 	applies := srv.RequestsTo(http.MethodPost, "/api/config/apply")
 	require.Len(t, applies, 1, "the apply was sent more than once")

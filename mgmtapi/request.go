@@ -252,19 +252,20 @@ func (c *Client) callJSON(ctx context.Context, req request, out any) error {
 	defer cancel()
 	resp, err := c.do(ctx, req)
 	if err != nil {
-		return c.timeoutError(ctx, req, err)
+		return c.timeoutError(ctx, err)
 	}
 	defer resp.Body.Close()
 	if err := c.decodeJSON(req, resp, out); err != nil {
-		return c.timeoutError(ctx, req, err)
+		return c.timeoutError(ctx, err)
 	}
 	return nil
 }
 
 // timeoutError rewrites a deadline error of the client's own timeout.
-func (c *Client) timeoutError(ctx context.Context, req request, err error) error {
+func (c *Client) timeoutError(ctx context.Context, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: no complete reply within %s: %w", req.method, c.urlOf(req.path), c.tmo, err)
+		// err names the request already.
+		return fmt.Errorf("no complete reply within %s: %w", c.tmo, err)
 	}
 	return err
 }

@@ -266,7 +266,7 @@ func (c *Client) importConfig(ctx context.Context, r io.Reader, name string, siz
 		err = fmt.Errorf("the server took no data for %s: %w", c.tmo, err)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("importing %s (%d bytes of the file sent): %w", name, sent, c.timeoutError(ctx, req, err))
+		return 0, fmt.Errorf("importing %s (%d bytes of the file sent): %w", name, sent, c.timeoutError(ctx, err))
 	}
 	defer resp.Body.Close()
 
