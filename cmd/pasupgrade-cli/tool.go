@@ -121,11 +121,17 @@ func (f *toolFlags) tool(a *app, needsPassword bool) (tool *configconv.Tool, clo
 		return nil, nil, err
 	}
 
+	// In JSON mode stdout carries only events, so the tool's own output,
+	// which is text for the operator, goes to stderr.
+	toolOut := a.streams.Out
+	if a.json {
+		toolOut = a.streams.ErrOut
+	}
 	tool = &configconv.Tool{
 		Runner:  toolRunner,
 		WorkDir: workDir,
 		CACert:  f.mgmt.cacert,
-		Stdout:  a.streams.Out,
+		Stdout:  toolOut,
 		Stderr:  a.streams.ErrOut,
 		Logger:  a.logger,
 	}
@@ -151,7 +157,7 @@ func (f *toolFlags) tool(a *app, needsPassword bool) (tool *configconv.Tool, clo
 		closeAnswers = func() { answers.Close() }
 	case a.streams.InIsTerminal:
 		if in, ok := a.streams.In.(*os.File); ok {
-			tool.Terminal = &configconv.Terminal{In: in, Out: a.streams.Out}
+			tool.Terminal = &configconv.Terminal{In: in, Out: toolOut}
 		}
 	}
 	return tool, closeAnswers, nil

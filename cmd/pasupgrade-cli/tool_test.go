@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,4 +105,24 @@ func TestToolNoPasswordWithoutTerminal(t *testing.T) {
 	code, _, errOut := runMgmtCLI(t, "", "tool", "post-upgrade", "--runner", "host", "--host-command", "/bin/true", "--work-dir", t.TempDir())
 	assert.Equal(t, exitUsage, code)
 	assert.True(t, strings.Contains(errOut, "--password-file"), errOut)
+}
+
+func TestToolJSONKeepsStdoutJSON(t *testing.T) {
+	t.Setenv(passwordEnv, mgmtTestPassword)
+	work := t.TempDir()
+	script := filepath.Join(t.TempDir(), "tool")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nread password\n"+
+		"echo 'Exported the running configuration'\n"+
+		"echo 'pas_config_version: 4.8.0' > "+configconv.DefaultExportFile+"\n"), 0o755))
+	code, out, errOut := runMgmtCLI(t, "", "--json", "tool", "pre-upgrade",
+		"--runner", "host", "--host-command", script, "--work-dir", work)
+	require.Equal(t, exitOK, code, errOut)
+
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.NotEmpty(t, lines)
+	for _, line := range lines {
+		assert.True(t, json.Valid([]byte(line)), "stdout line is not JSON: %q", line)
+	}
+	assert.Contains(t, out, `"type":"tool_finished"`)
+	assert.Contains(t, errOut, "Exported the running configuration", "the tool's output goes to stderr")
 }
