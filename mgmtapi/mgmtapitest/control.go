@@ -164,11 +164,15 @@ func (h *Handler) SetRunningConfig(r io.Reader) error {
 	return h.st.save(h.opts.StateDir)
 }
 
+// minSyntheticSize leaves room for the version line of any version.
+const minSyntheticSize = 64
+
 // SetRunningConfigSize makes the running configuration a generated file of
 // size bytes in the handler's version, which is never written to disk.
 func (h *Handler) SetRunningConfigSize(size int64) error {
-	if size < int64(len(versionKey))+8 {
-		return fmt.Errorf("synthetic configuration size %d is too small; use at least 64 bytes", size)
+	if size < minSyntheticSize {
+		return fmt.Errorf("synthetic configuration size %d is too small; use at least %d bytes", size,
+			minSyntheticSize)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -303,3 +303,11 @@ func TestSetNodes(t *testing.T) {
 	assert.Equal(t, mgmtapi.ReloadUnknown, status.Nodes[0].Components[0].ReloadSuccess)
 	assert.Equal(t, []string{"ha-1"}, status.FailedReloads())
 }
+
+func TestSyntheticSizeMinimum(t *testing.T) {
+	h, err := NewHandler(Options{StateDir: t.TempDir()})
+	require.NoError(t, err)
+
+	assert.ErrorContains(t, h.SetRunningConfigSize(63), "use at least 64 bytes")
+	assert.NoError(t, h.SetRunningConfigSize(64))
+}
