@@ -84,7 +84,8 @@ type Options struct {
 	MgmtPort int
 
 	// ToolImage is the reference the upgrade tool's image is imported as.
-	// Empty means pasupgrade-lab-NAME/pas-upgrade-tool:4.9.0.
+	// Empty means pasupgrade-lab-NAME/pas-upgrade-tool:4.9.0. Labs may
+	// share one; Down removes it with the last lab that uses it.
 	ToolImage string
 
 	// PackageDir holds prebuilt .deb files (see BuildPackages). Empty
@@ -436,12 +437,22 @@ func randomPassword() (string, error) {
 }
 
 // Down removes every container labelled with the lab's name, the lab's
-// tool image and the lab directory. The cached node image stays. It is
-// safe to call on a partly started lab and to call twice.
+// tool image and the lab directory. The cached node image stays, and so
+// does a tool image that another lab's nodes name (see Options.ToolImage),
+// with the containers started from it. It is safe to call on a partly
+// started lab and to call twice.
 func (l *Lab) Down(ctx context.Context, cli client.APIClient) error {
 	var errs []error
+	removeTool := l.ToolImage != ""
+	if removeTool {
+		shared, err := toolImageUsers(ctx, cli, l.ToolImage, l.Name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		removeTool = err == nil && len(shared) == 0
+	}
 	selectors := []filters.KeyValuePair{filters.Arg("label", LabelLab+"="+l.Name)}
-	if l.ToolImage != "" {
+	if removeTool {
 		// Tool containers started without --rm outlive their command.
 		selectors = append(selectors, filters.Arg("ancestor", l.ToolImage))
 	}
@@ -459,7 +470,7 @@ func (l *Lab) Down(ctx context.Context, cli client.APIClient) error {
 			errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID[:12], err))
 		}
 	}
-	if l.ToolImage != "" {
+	if removeTool {
 		_, err := cli.ImageRemove(ctx, l.ToolImage, image.RemoveOptions{Force: true, PruneChildren: true})
 		if err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing image %s: %w", l.ToolImage, err))
@@ -469,6 +480,24 @@ func (l *Lab) Down(ctx context.Context, cli client.APIClient) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// toolImageUsers returns the names of the labs other than lab whose node
+// containers are labelled with the tool image ref.
+func toolImageUsers(ctx context.Context, cli client.APIClient, ref, lab string) ([]string, error) {
+	list, err := cli.ContainerList(ctx, container.ListOptions{
+		All: true, Filters: filters.NewArgs(filters.Arg("label", LabelToolImage+"="+ref)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the labs that use the tool image %s: %w", ref, err)
+	}
+	var labs []string
+	for _, c := range list {
+		if name := c.Labels[LabelLab]; name != lab && !contains(labs, name) {
+			labs = append(labs, name)
+		}
+	}
+	return labs, nil
 }
 
 // removeLabDir removes dir only when it holds a lab record, so that a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -341,6 +342,31 @@ func TestUpKeepsLabOfSameName(t *testing.T) {
 	require.NoError(t, stray.Down(ctx, cli))
 	_, err = cli.ContainerInspect(ctx, node.ID)
 	assert.Error(t, err, "down must remove the stray container")
+}
+
+func TestDownKeepsSharedToolImage(t *testing.T) {
+	cli := connectForTest(t)
+	ctx := context.Background()
+	suffix := strings.TrimPrefix(UniqueName("t"), "t-")
+	ref := "pasupgrade-labtest-" + suffix + "/tool:1"
+	require.NoError(t, importTool(ctx, cli, ref, []byte("#!/bin/sh\n"), "test"))
+	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true}) })
+	other, err := StartNode(ctx, cli, NodeOptions{
+		Name:   UniqueName("pasupgrade-labtest"),
+		Labels: map[string]string{LabelLab: "labtest-other-" + suffix, LabelToolImage: ref},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, other.Remove(context.Background())) })
+
+	mine := &Lab{Name: "labtest-mine-" + suffix, Dir: filepath.Join(t.TempDir(), "lab"), ToolImage: ref}
+	require.NoError(t, mine.Down(ctx, cli))
+	_, err = cli.ImageInspect(ctx, ref)
+	assert.NoError(t, err, "down must keep a tool image that another lab uses")
+
+	require.NoError(t, other.Remove(ctx))
+	require.NoError(t, mine.Down(ctx, cli))
+	_, err = cli.ImageInspect(ctx, ref)
+	assert.Error(t, err, "the last lab's down must remove the tool image")
 }
 
 func TestLabCreateOnce(t *testing.T) {

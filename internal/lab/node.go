@@ -31,6 +31,10 @@ const LabelLab = "pasupgrade.lab"
 // or "core".
 const LabelRole = "pasupgrade.lab.role"
 
+// LabelToolImage is the container label with the lab's upgrade tool image,
+// so that down keeps an image that another lab uses too.
+const LabelToolImage = "pasupgrade.lab.tool-image"
+
 // nodeDockerSocket is the engine socket's path inside a node.
 const nodeDockerSocket = "/var/run/docker.sock"
 

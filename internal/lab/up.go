@@ -216,7 +216,7 @@ func (u *upper) startNode(ctx context.Context, name, role string) (*Node, *LabNo
 		Name:    containerName(l.Name, name),
 		Image:   l.NodeImage,
 		WorkDir: l.Dir,
-		Labels:  map[string]string{LabelLab: l.Name, LabelRole: role},
+		Labels:  map[string]string{LabelLab: l.Name, LabelRole: role, LabelToolImage: l.ToolImage},
 	})
 	if err != nil {
 		return nil, nil, err
