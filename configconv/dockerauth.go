@@ -135,8 +135,14 @@ func (c DockerConfig) fromHelper(ctx context.Context, helper, server string) (re
 			return registry.AuthConfig{}, false, nil
 		}
 		if errors.As(err, &exitErr) {
-			return registry.AuthConfig{}, false, fmt.Errorf("credential helper %s failed for %s with exit code %d; run 'docker login' again",
-				program, server, exitErr.ExitCode)
+			// A failed helper prints its error message, such as a gpg or
+			// D-Bus failure, instead of the credentials.
+			reason := ""
+			if tail := strings.TrimSpace(exitErr.Tail); tail != "" {
+				reason = ": " + tail
+			}
+			return registry.AuthConfig{}, false, fmt.Errorf("credential helper %s failed for %s with exit code %d%s; run 'docker login' again",
+				program, server, exitErr.ExitCode, reason)
 		}
 		return registry.AuthConfig{}, false, fmt.Errorf("running credential helper %s: %w", program, err)
 	}

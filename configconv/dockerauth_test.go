@@ -161,7 +161,7 @@ func TestDockerConfigCredentialHelpers(t *testing.T) {
 		},
 		{
 			"helper fails", `{"credsStore":"cctest"}`, "cctest",
-			"dbus error", 1, false, registry.AuthConfig{}, "credential helper docker-credential-cctest failed",
+			"dbus error", 1, false, registry.AuthConfig{}, "credential helper docker-credential-cctest failed for r.example:5000 with exit code 1: dbus error",
 		},
 		{
 			"helper prints garbage", `{"credsStore":"cctest"}`, "cctest",
