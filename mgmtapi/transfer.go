@@ -58,7 +58,7 @@ func (c *Client) ExportConfig(ctx context.Context, kind string, w io.Writer) (Ex
 	stall := newStallWatch(c.tmo, cancel)
 	defer stall.disarm()
 
-	if ct := resp.Header.Get("Content-Type"); isJSON(ct) || strings.HasPrefix(ct, "text/html") {
+	if ct := resp.Header.Get("Content-Type"); isJSON(ct) || isHTML(ct) {
 		return Export{}, fmt.Errorf("exporting the %s configuration: %w: %s returned %s where a file was "+
 			"expected: %s", kind, ErrInvalidReply, c.urlOf(req.path), ct, c.snippet(resp.Body))
 	}

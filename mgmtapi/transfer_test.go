@@ -588,3 +588,23 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+func TestExportHTMLInUpperCase(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/config/export" {
+			srv.Handler.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "Text/HTML; charset=utf-8")
+		w.Write([]byte("<html><body>Please sign in to the proxy</body></html>"))
+	})
+	c, _ := loggedIn(t, serveLoopback(t, page))
+	dir := t.TempDir()
+
+	_, _, err := c.ExportConfigFile(context.Background(), mgmtapi.ExportKindRunning, dir)
+
+	require.Error(t, err)
+	assert.ErrorIs(t, err, mgmtapi.ErrInvalidReply)
+	assert.Empty(t, dirNames(t, dir))
+}
