@@ -42,6 +42,12 @@ type RestoreOptions struct {
 	// SHA-256 is checked against it.
 	Manifest *Manifest
 
+	// MapOwner, when not nil, maps the uid and gid stored for a member to
+	// the owner restore gives it as root. It lets files of a user that
+	// was removed and created again with new ids, such as pas, go to the
+	// new ids. It must be safe for concurrent use.
+	MapOwner func(uid, gid uint32) (uint32, uint32)
+
 	// MaxTotalSize caps the total uncompressed size; zero means
 	// DefaultMaxTotalSize. MaxRatio caps a member's compression ratio;
 	// zero means DefaultMaxRatio.

@@ -170,8 +170,8 @@ func (r *restorer) stageLink(i int) error {
 		return fmt.Errorf("creating symbolic link /%s: %w", p.name, err)
 	}
 	r.staged[i] = tmp
-	if r.asRoot && p.owner.ok {
-		if err := dir.Lchown(tmp, int(p.owner.uid), int(p.owner.gid)); err != nil {
+	if uid, gid, ok := r.ownerOf(p); ok {
+		if err := dir.Lchown(tmp, uid, gid); err != nil {
 			return fmt.Errorf("setting the owner of /%s: %w", p.name, err)
 		}
 	}
@@ -327,8 +327,8 @@ func (r *restorer) manifestMember(name string) *Member {
 // setFileMetadata sets owner, mode and modification time through the
 // open file, so no path is resolved again.
 func (r *restorer) setFileMetadata(p *planned, f *os.File) error {
-	if r.asRoot && p.owner.ok && (p.owner.uid != r.uid || p.owner.gid != r.gid) {
-		if err := f.Chown(int(p.owner.uid), int(p.owner.gid)); err != nil {
+	if uid, gid, ok := r.ownerOf(p); ok && (uint32(uid) != r.uid || uint32(gid) != r.gid) {
+		if err := f.Chown(uid, gid); err != nil {
 			return fmt.Errorf("setting the owner of /%s: %w", p.name, err)
 		}
 	}
@@ -423,8 +423,8 @@ func (r *restorer) setDirMetadata(p *planned) error {
 	if r.basePrefix(p.name) != p.name {
 		parent, name = r.dirs[path.Dir(p.name)].root, path.Base(p.name)
 	}
-	if r.asRoot && p.owner.ok {
-		if err := parent.Lchown(name, int(p.owner.uid), int(p.owner.gid)); err != nil {
+	if uid, gid, ok := r.ownerOf(p); ok {
+		if err := parent.Lchown(name, uid, gid); err != nil {
 			return fmt.Errorf("setting the owner of /%s: %w", p.name, err)
 		}
 	}
@@ -436,4 +436,18 @@ func (r *restorer) setDirMetadata(p *planned) error {
 		return fmt.Errorf("setting the time of /%s: %w", p.name, err)
 	}
 	return nil
+}
+
+// ownerOf returns the owner to give a member: the uid and gid stored in
+// the zip, mapped by RestoreOptions.MapOwner. It reports false when not
+// running as root or when the zip stores no owner.
+func (r *restorer) ownerOf(p *planned) (uid, gid int, ok bool) {
+	if !r.asRoot || !p.owner.ok {
+		return 0, 0, false
+	}
+	u, g := p.owner.uid, p.owner.gid
+	if r.opts.MapOwner != nil {
+		u, g = r.opts.MapOwner(u, g)
+	}
+	return int(u), int(g), true
 }

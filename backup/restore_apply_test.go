@@ -255,6 +255,32 @@ func TestRestoreOwners(t *testing.T) {
 	assert.Equal(t, uint32(5678), st.Gid)
 }
 
+func TestRestoreMapsOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("restoring owners needs root")
+	}
+	zipPath := filepath.Join(t.TempDir(), "bootstrap.zip")
+	writeOwnedZip(t, zipPath, 1234, 5678)
+	dest := t.TempDir()
+
+	_, err := Restore(context.Background(), zipPath, RestoreOptions{
+		Root: dest,
+		MapOwner: func(uid, gid uint32) (uint32, uint32) {
+			if uid == 1234 {
+				uid = 4321
+			}
+			return uid, gid
+		},
+	})
+
+	require.NoError(t, err)
+	info, err := os.Lstat(filepath.Join(dest, "opt/balasys/etc/owned.yml"))
+	require.NoError(t, err)
+	st := info.Sys().(*syscall.Stat_t)
+	assert.Equal(t, uint32(4321), st.Uid)
+	assert.Equal(t, uint32(5678), st.Gid)
+}
+
 func TestRestoreAsOtherUser(t *testing.T) {
 	zipPath := filepath.Join(t.TempDir(), "bootstrap.zip")
 	writeOwnedZip(t, zipPath, 0, 0)
