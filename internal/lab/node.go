@@ -182,6 +182,12 @@ func (n *Node) shareSocketGroup(ctx context.Context, socket string) error {
 // run docker commands against the engine, as the guide's upgrade steps do
 // as the pas user.
 func (n *Node) GrantDocker(ctx context.Context, user string) error {
+	if _, err := n.Run(ctx, runner.Command{Argv: []string{"getent", "group", "docker"}}); err != nil {
+		// shareSocketGroup creates no group for a socket of group root.
+		return fmt.Errorf("granting %s access to the Docker engine in node %s: the node has no docker "+
+			"group, because the engine's socket belongs to group root; start dockerd with --group "+
+			"set to a group that exists on this machine, such as docker", user, n.Name)
+	}
 	_, err := n.Run(ctx, runner.Command{Argv: []string{"usermod", "--append", "--groups", "docker", user}})
 	return err
 }

@@ -44,6 +44,8 @@ func TestNode(t *testing.T) {
 	t.Run("interactive on terminal", func(t *testing.T) { testNodeRunInteractive(t, node, cli) })
 	t.Run("files and work directory", func(t *testing.T) { testNodeFiles(t, node, cli) })
 	t.Run("docker client reaches engine", func(t *testing.T) { testNodeReachesEngine(t, node, cli) })
+	// Last, because it removes the node's docker group for a while.
+	t.Run("grant without docker group", func(t *testing.T) { testNodeGrantWithoutGroup(t, node, cli) })
 }
 
 func testNodeRun(t *testing.T, node *Node, _ client.APIClient) {
@@ -220,6 +222,27 @@ func testNodeReachesEngine(t *testing.T, node *Node, cli client.APIClient) {
 	require.NoError(t, err)
 	assert.Equal(t, "host", string(inspect.HostConfig.NetworkMode))
 	assert.Equal(t, "labtest", inspect.Config.Labels[LabelLab])
+}
+
+// testNodeGrantWithoutGroup checks the message for an engine socket of
+// group root, for which the node gets no docker group.
+func testNodeGrantWithoutGroup(t *testing.T, node *Node, _ client.APIClient) {
+	ctx := context.Background()
+	res, err := node.Run(ctx, runner.Command{Argv: []string{"getent", "group", "docker"}})
+	require.NoError(t, err)
+	fields := strings.Split(strings.TrimSpace(string(res.Stdout)), ":")
+	require.Len(t, fields, 4)
+	_, err = node.Run(ctx, runner.Command{Argv: []string{"groupdel", "docker"}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := node.Run(ctx, runner.Command{Argv: []string{"groupadd", "--non-unique", "--gid", fields[2], "docker"}})
+		assert.NoError(t, err)
+	})
+
+	err = node.GrantDocker(ctx, "nobody")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no docker group")
+	assert.Contains(t, err.Error(), "start dockerd with --group")
 }
 
 func TestNodeRemoveTwice(t *testing.T) {
