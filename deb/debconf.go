@@ -101,7 +101,7 @@ func checkSelections(sels []Selection) error {
 // debconf-communicate, which every debconf installation has.
 func (m *Manager) getSelections(ctx context.Context, questions []string, secrets []string) (map[string]Selection, error) {
 	cmd := runner.Command{Argv: []string{"debconf-get-selections"}, Secrets: secrets}
-	res, err := m.Runner.Run(ctx, cmd)
+	res, err := m.runLocked(ctx, cmd)
 	if err != nil && commandNotFound(err) {
 		m.logger().Info("debconf-get-selections is not installed; reading answers with debconf-communicate")
 		return m.communicateGet(ctx, questions, secrets)
@@ -149,6 +149,9 @@ func unredactQuestions(found map[string]Selection, questions, secrets []string) 
 // It replies to each "GET QUESTION" line with "0 VALUE", or with another
 // code when the question does not exist.
 func (m *Manager) communicateGet(ctx context.Context, questions []string, secrets []string) (map[string]Selection, error) {
+	if len(questions) == 0 {
+		return map[string]Selection{}, nil
+	}
 	var input strings.Builder
 	for _, q := range questions {
 		input.WriteString("GET " + q + "\n")
@@ -158,16 +161,21 @@ func (m *Manager) communicateGet(ctx context.Context, questions []string, secret
 		Stdin:   strings.NewReader(input.String()),
 		Secrets: secrets,
 	}
-	res, err := m.Runner.Run(ctx, cmd)
+	res, err := m.runLocked(ctx, cmd)
 	// debconf-communicate exits with the code of the last reply, so a
-	// missing last question is not a failure of the command.
+	// missing last question is not a failure of the command. But a
+	// failure before every question got a reply is, for example on the
+	// debconf lock or a Perl error.
 	var exitErr *runner.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
 		return nil, fmt.Errorf("reading debconf answers: %w", err)
 	}
+	replies := strings.Split(strings.TrimRight(string(res.Stdout), "\n"), "\n")
+	if err != nil && (len(replies) < len(questions) || !isReply(replies[len(questions)-1])) {
+		return nil, fmt.Errorf("reading debconf answers: %w", err)
+	}
 
 	found := map[string]Selection{}
-	replies := strings.Split(strings.TrimRight(string(res.Stdout), "\n"), "\n")
 	for i, q := range questions {
 		if i >= len(replies) {
 			break
@@ -178,6 +186,14 @@ func (m *Manager) communicateGet(ctx context.Context, questions []string, secret
 		}
 	}
 	return found, nil
+}
+
+// isReply reports whether line is a debconf protocol reply: a numeric
+// code, then a space and the value when there is one.
+func isReply(line string) bool {
+	code, _, _ := strings.Cut(line, " ")
+	_, err := strconv.Atoi(code)
+	return err == nil
 }
 
 // commandNotFound reports whether err shows that the program does not
