@@ -183,11 +183,20 @@ func newListCmd(g *globals) *cobra.Command {
 				}
 				tw.Flush()
 				for _, c := range containers {
-					if name := c.Labels[lab.LabelLab]; !known[name] {
-						fmt.Fprintf(g.stdout, "container %s: lab %q, started with another --dir or with its "+
-							"directory gone; 'pas-lab down --name %s' removes its containers\n",
-							strings.TrimPrefix(c.Names[0], "/"), name, name)
+					name := c.Labels[lab.LabelLab]
+					if known[name] {
+						continue
 					}
+					containerName := strings.TrimPrefix(c.Names[0], "/")
+					if dir := lab.ContainerLabDir(c); dir != "" {
+						if _, err := lab.Load(dir); err == nil {
+							fmt.Fprintf(g.stdout, "container %s: lab %q in %s, outside the cache directory; "+
+								"'pas-lab down --name %s --dir %s' removes it\n", containerName, name, dir, name, dir)
+							continue
+						}
+					}
+					fmt.Fprintf(g.stdout, "container %s: lab %q, with its directory gone; "+
+						"'pas-lab down --name %s' removes its containers\n", containerName, name, name)
 				}
 				return nil
 			})

@@ -49,6 +49,12 @@ func TestUpStatusDown(t *testing.T) {
 		assert.Equal(t, "active", status.Nodes[0].UnitStates[unit], unit)
 	}
 
+	// The lab directory is outside the cache directory, so list names it
+	// with the container.
+	code, stdout, stderr = runCLI(t, "list")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	assert.Contains(t, stdout, "'pas-lab down --name "+name+" --dir "+dir+"' removes it")
+
 	code, stdout, stderr = runCLI(t, append([]string{"up"}, common...)...)
 	assert.Equal(t, exitError, code, "a second up of the same lab must fail")
 	assert.Contains(t, stderr, "pas-lab down --name "+name)

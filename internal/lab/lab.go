@@ -327,6 +327,10 @@ func StrayLab(ctx context.Context, cli client.APIClient, name, dir string) (*Lab
 	return &Lab{Name: name, Dir: dir, ToolImage: "pasupgrade-lab-" + name + "/" + DefaultToolImage}, nil
 }
 
+// ContainerLabDir returns the lab directory of a node container: the
+// directory it mounts at its own path, or "" when it mounts none.
+func ContainerLabDir(c container.Summary) string { return labDirOf(c.Mounts) }
+
 // labDirOf returns the lab directory that a node container mounts at its
 // own path, or "" when it mounts none.
 func labDirOf(mounts []container.MountPoint) string {
