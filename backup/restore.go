@@ -267,10 +267,10 @@ func describeNotZip(ctx context.Context, f *os.File, size int64, zipErr error) s
 }
 
 // restoreManifest returns the manifest to check the archive against: the
-// given one, or manifest.json beside the archive.
-func restoreManifest(zipPath string, size int64, given *Manifest) (*Manifest, error) {
-	if given != nil {
-		return given, nil
+// one from the options, or manifest.json beside the archive.
+func restoreManifest(zipPath string, size int64, fromOptions *Manifest) (*Manifest, error) {
+	if fromOptions != nil {
+		return fromOptions, nil
 	}
 	if filepath.Base(zipPath) != ArchiveName {
 		return nil, nil
