@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
-	"embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -46,8 +45,8 @@ func DebFileName(pkg, version string) string {
 
 // BuildOptions changes how BuildPackages builds.
 type BuildOptions struct {
-	// ModuleDir is the root of the pasupgrade module, whose commands are
-	// compiled into the packages. Empty means the module that contains the
+	// ModuleDir is the root of the pasupgrade module whose commands and
+	// package sources go into the packages. Empty means the module that contains the
 	// working directory.
 	ModuleDir string
 
@@ -55,20 +54,22 @@ type BuildOptions struct {
 	Logger *slog.Logger
 }
 
-// pkgsrc holds the package sources: per package a DEBIAN directory and a
-// root tree, and in common/ the templates they share. Every file is a
-// text/template with [[ ]] delimiters, because the playbook and shell files
-// use {{ }} and ${ } themselves. A name ending in "@VERSION" exists only in
-// that version's package.
-//
-//go:embed all:pkgsrc
-var pkgsrc embed.FS
+// pkgsrcDir is the directory of the package sources in the module: per
+// package a DEBIAN directory and a root tree, and in common/ the templates
+// they share. Every file is a text/template with [[ ]] delimiters, because
+// the playbook and shell files use {{ }} and ${ } themselves. A name ending
+// in "@VERSION" exists only in that version's package. BuildPackages reads
+// them from the module it compiles the commands from, and not from a copy
+// embedded at build time, so that the maintainer scripts and the binaries
+// they call always come from the same source tree.
+const pkgsrcDir = "internal/lab/pkgsrc"
 
 // BuildPackages builds the six simulated PAS packages (three packages in
 // versions 4.8.0 and 4.9.0) into outDir with dpkg-deb, which must be on
 // PATH, and returns each .deb's path by its file name. It compiles
 // cmd/pas-node, cmd/pas-upgrade-tool and cmd/pas-mgmt-sim as static
-// binaries with the go command. It runs nothing as root and installs
+// binaries with the go command and renders internal/lab/pkgsrc, both from
+// the module in opts.ModuleDir. It runs nothing as root and installs
 // nothing; existing files of the same names in outDir are replaced.
 func BuildPackages(ctx context.Context, outDir string, opts BuildOptions) (map[string]string, error) {
 	logger := opts.Logger
@@ -103,7 +104,8 @@ func BuildPackages(ctx context.Context, outDir string, opts BuildOptions) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("creating the storage certificates: %w", err)
 	}
-	templates, err := parseCommonTemplates()
+	sources := os.DirFS(filepath.Join(moduleDir, filepath.FromSlash(pkgsrcDir)))
+	templates, err := parseCommonTemplates(sources)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +115,7 @@ func BuildPackages(ctx context.Context, outDir string, opts BuildOptions) (map[s
 		for _, pkg := range Packages {
 			b := &packageBuild{
 				pkg: pkg, version: version, stage: filepath.Join(work, pkg+"_"+version),
-				binaries: binaries, certs: certs, templates: templates,
+				sources: sources, binaries: binaries, certs: certs, templates: templates,
 			}
 			deb := filepath.Join(outDir, DebFileName(pkg, version))
 			if err := b.build(ctx, deb); err != nil {
@@ -130,6 +132,7 @@ func BuildPackages(ctx context.Context, outDir string, opts BuildOptions) (map[s
 type packageBuild struct {
 	pkg, version string
 	stage        string
+	sources      fs.FS // the pkgsrc directory
 	binaries     map[string]string
 	certs        map[string][]byte
 	templates    *template.Template
@@ -188,8 +191,8 @@ func (b *packageBuild) templateData() templateData {
 
 // renderSources renders pkgsrc/<package> into the staging tree.
 func (b *packageBuild) renderSources(data templateData) error {
-	base := "pkgsrc/" + b.pkg
-	return fs.WalkDir(pkgsrc, base, func(name string, d fs.DirEntry, err error) error {
+	base := b.pkg
+	return fs.WalkDir(b.sources, base, func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -197,7 +200,7 @@ func (b *packageBuild) renderSources(data templateData) error {
 		if only != "" && only != b.version {
 			return nil
 		}
-		text, err := pkgsrc.ReadFile(name)
+		text, err := fs.ReadFile(b.sources, name)
 		if err != nil {
 			return err
 		}
@@ -360,14 +363,15 @@ func (b *packageBuild) staged(installed string) string {
 	return filepath.Join(b.stage, filepath.FromSlash(installed))
 }
 
-// parseCommonTemplates parses pkgsrc/common, the templates every package
-// file may call, with the helper functions they use.
-func parseCommonTemplates() (*template.Template, error) {
+// parseCommonTemplates parses common/ of the package sources, the
+// templates every package file may call, with the helper functions they
+// use.
+func parseCommonTemplates(sources fs.FS) (*template.Template, error) {
 	t := template.New("common").Delims("[[", "]]").Funcs(template.FuncMap{
 		"dict":   templateDict,
 		"listen": listenYAML,
 	})
-	t, err := t.ParseFS(pkgsrc, "pkgsrc/common/*.tmpl")
+	t, err := t.ParseFS(sources, "common/*.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("parsing the package templates: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -322,4 +323,48 @@ func TestBuildPackagesWithoutDpkgDeb(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "install Debian's dpkg package")
 	assert.NoDirExists(t, out, "nothing is created before the check")
+}
+
+// linkTree fills dir with a symbolic link to every entry of source except
+// the names in skip.
+func linkTree(t *testing.T, source, dir string, skip ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(source)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for _, e := range entries {
+		if slices.Contains(skip, e.Name()) {
+			continue
+		}
+		require.NoError(t, os.Symlink(filepath.Join(source, e.Name()), filepath.Join(dir, e.Name())))
+	}
+}
+
+func TestBuildPackagesReadsModuleSources(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed; install the dpkg package")
+	}
+	moduleDir, err := findModuleDir()
+	require.NoError(t, err)
+
+	// A copy of the module whose package sources differ from the ones
+	// compiled into this test binary, as after editing pkgsrc without
+	// rebuilding pas-lab.
+	copyDir := t.TempDir()
+	linkTree(t, moduleDir, copyDir, "internal")
+	linkTree(t, filepath.Join(moduleDir, "internal"), filepath.Join(copyDir, "internal"), "lab")
+	labDir := filepath.Join(copyDir, "internal", "lab")
+	linkTree(t, filepath.Join(moduleDir, "internal", "lab"), labDir, "pkgsrc")
+	require.NoError(t, os.CopyFS(filepath.Join(labDir, "pkgsrc"), os.DirFS(filepath.Join(moduleDir, "internal", "lab", "pkgsrc"))))
+	control := filepath.Join(labDir, "pkgsrc", "common", "control.tmpl")
+	data, err := os.ReadFile(control)
+	require.NoError(t, err)
+	edited := strings.Replace(string(data), "(simulated)", "(simulated, edited)", 1)
+	require.NoError(t, os.WriteFile(control, []byte(edited), 0o644))
+
+	debs, err := BuildPackages(context.Background(), t.TempDir(), BuildOptions{ModuleDir: copyDir})
+	require.NoError(t, err)
+
+	description := dpkgDeb(t, "--field", debs[DebFileName(MgmtPackage, "4.9.0")], "Description")
+	assert.Contains(t, description, "(simulated, edited)", "the package sources come from ModuleDir")
 }
