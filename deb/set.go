@@ -147,7 +147,9 @@ type candidate struct {
 // at version want and architecture "all", and returns them. Each path is a
 // .deb file or a directory. In a directory, FindSet reads the files whose
 // names end in ".deb" or start with "proxedo-api-security", and ignores
-// other files and packages outside the set. Every problem is reported in one *SetError, before
+// other files and packages outside the set. A file there that is not a
+// package and not named *.deb, such as NAME.deb.sha256, is listed in
+// Set.Skipped. Every problem is reported in one *SetError, before
 // anything is installed; the Set is returned with it, holding what was found.
 func FindSet(paths []string, want string) (Set, error) {
 	wantVersion, err := version.Parse(want)
@@ -167,6 +169,11 @@ func FindSet(paths []string, want string) (Set, error) {
 	for _, c := range candidates {
 		pkg, problem, ok := readCandidate(c)
 		switch {
+		case problem != nil && problem.Kind == ProblemNotDeb && !c.explicit && !hasDebSuffix(c.path):
+			// Checksums and signatures can be named after the package,
+			// such as NAME_VERSION_ARCH.deb.sha256.
+			set.Skipped = append(set.Skipped, Skipped{Path: c.path,
+				Reason: "not a Debian package, and not named *.deb"})
 		case problem != nil:
 			problems = append(problems, *problem)
 		case !ok:
@@ -177,11 +184,14 @@ func FindSet(paths []string, want string) (Set, error) {
 		}
 	}
 
-	// A damaged file named like a package of the set already explains why
-	// that package is missing, so "missing" is not reported twice.
+	// A damaged file named like a package of the set at the wanted version
+	// already explains why that package is missing, so "missing" is not
+	// reported twice. A damaged file of another version does not.
 	explained := map[string]bool{}
 	for _, p := range problems {
-		explained[p.Package] = true
+		if len(p.Paths) == 1 && namesVersion(p.Paths[0], wantVersion) {
+			explained[p.Package] = true
+		}
 	}
 	for _, name := range SetNames() {
 		pkg, found, skipped := choosePackage(name, byName[name], wantVersion)
@@ -262,7 +272,22 @@ func listCandidates(paths []string) ([]candidate, []Problem) {
 }
 
 func looksLikePackage(name string) bool {
-	return strings.HasSuffix(strings.ToLower(name), ".deb") || strings.HasPrefix(name, CorePackage)
+	return hasDebSuffix(name) || strings.HasPrefix(name, CorePackage)
+}
+
+func hasDebSuffix(name string) bool {
+	return strings.HasSuffix(strings.ToLower(name), ".deb")
+}
+
+// namesVersion reports whether path is named NAME_VERSION_ARCH.deb with
+// version want, or has no version in its name.
+func namesVersion(path string, want version.Version) bool {
+	fields := strings.Split(filepath.Base(path), "_")
+	if len(fields) < 2 {
+		return true
+	}
+	got, err := version.Parse(fields[1])
+	return err != nil || version.Compare(got, want) == 0
 }
 
 // readCandidate inspects one file. It returns the package and whether it

@@ -47,7 +47,8 @@ func newPackagesCheckCmd(a *app) *cobra.Command {
 		Short: "Check that the package files form the complete set for the upgrade",
 		Long: `check reads the .deb files in each DIR (files named *.deb or proxedo-api-security*)
 or the named .deb files, and checks that they hold exactly the three PAS packages
-at --version with architecture "all".
+at --version with architecture "all". A file in DIR that is not a package and not
+named *.deb, such as a .sha256 checksum, is listed as skipped.
 
 It lists every problem at once: a missing package, two files of one package, a
 wrong version or architecture, a file that is not a .deb, a file that cannot be
