@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -39,6 +40,64 @@ func (e FileEdit) Apply() error {
 	if !e.Changed() {
 		return nil
 	}
+	if err := e.checkUnchanged(); err != nil {
+		return err
+	}
+	return WriteFileAtomic(e.Path, e.After)
+}
+
+// ApplyEdits applies edits as Apply does, but prepares every file before
+// it replaces any. It checks that each file still contains what its edit
+// was planned from and writes each new content to a synced temporary file,
+// and only then renames the temporary files into place. Because of that
+// order, a changed file or a failed write leaves every file as it was.
+// Only a rename that fails after an earlier one succeeded leaves the files
+// partly edited, and the error then names the files already replaced.
+func ApplyEdits(edits []FileEdit) error {
+	var staged []stagedFile
+	defer func() {
+		for _, s := range staged {
+			if !s.renamed {
+				os.Remove(s.tmp)
+			}
+		}
+	}()
+	for _, e := range edits {
+		if !e.Changed() {
+			continue
+		}
+		if err := e.checkUnchanged(); err != nil {
+			return err
+		}
+		s, err := stageFile(e.Path, e.After)
+		if err != nil {
+			return err
+		}
+		staged = append(staged, s)
+	}
+
+	var replaced []string
+	for i := range staged {
+		s := &staged[i]
+		if err := os.Rename(s.tmp, s.path); err != nil {
+			if len(replaced) > 0 {
+				return fmt.Errorf("replacing %s: %w; %s already contain the new content",
+					s.path, err, strings.Join(replaced, ", "))
+			}
+			return fmt.Errorf("replacing %s: %w", s.path, err)
+		}
+		s.renamed = true
+		replaced = append(replaced, s.path)
+		if err := syncDir(filepath.Dir(s.path)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkUnchanged returns ErrChangedSinceRead when the file no longer
+// contains Before.
+func (e FileEdit) checkUnchanged() error {
 	current, err := os.ReadFile(e.Path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", e.Path, err)
@@ -46,7 +105,7 @@ func (e FileEdit) Apply() error {
 	if !bytes.Equal(current, e.Before) {
 		return fmt.Errorf("writing %s: %w; plan the edit again", e.Path, ErrChangedSinceRead)
 	}
-	return WriteFileAtomic(e.Path, e.After)
+	return nil
 }
 
 // WriteFileAtomic replaces the regular file at path with data so that a
@@ -55,19 +114,38 @@ func (e FileEdit) Apply() error {
 // mode and owner, renames it over path and syncs the directory. The file
 // must exist. A symbolic link at path is rejected, because renaming over it
 // would replace the link instead of the file it names.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	info, err := os.Lstat(path)
+func WriteFileAtomic(path string, data []byte) error {
+	s, err := stageFile(path, data)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := checkRegular(path, info); err != nil {
 		return err
 	}
+	if err := os.Rename(s.tmp, path); err != nil {
+		os.Remove(s.tmp)
+		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
 
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// stagedFile is new content written to tmp, ready to be renamed over path.
+type stagedFile struct {
+	path, tmp string
+	renamed   bool
+}
+
+// stageFile writes data to a synced temporary file beside the regular file
+// at path, with that file's mode and owner.
+func stageFile(path string, data []byte) (staged stagedFile, err error) {
+	info, err := os.Lstat(path)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return stagedFile{}, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := checkRegular(path, info); err != nil {
+		return stagedFile{}, err
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return stagedFile{}, fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -77,24 +155,21 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 	}()
 
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+		return stagedFile{}, fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
-		return fmt.Errorf("setting the mode of %s: %w", tmp.Name(), err)
+		return stagedFile{}, fmt.Errorf("setting the mode of %s: %w", tmp.Name(), err)
 	}
 	if err := keepOwner(tmp, info); err != nil {
-		return err
+		return stagedFile{}, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+		return stagedFile{}, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
+		return stagedFile{}, fmt.Errorf("closing %s: %w", tmp.Name(), err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	return syncDir(dir)
+	return stagedFile{path: path, tmp: tmp.Name()}, nil
 }
 
 // keepOwner gives f the owner of the file described by info. A process that

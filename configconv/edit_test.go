@@ -318,3 +318,43 @@ func TestPlanRejectsSymlinkedFile(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "symbolic link")
 }
+
+func TestApplyEditsAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for _, name := range []string{"pas.conf", "mgmt.conf", "storage.conf"} {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte("DOCKER_IMAGE_TAG=4.8.0\n"), 0o640))
+		require.NoError(t, os.Chmod(path, 0o640))
+		paths = append(paths, path)
+	}
+	edits, err := PlanImageTag(paths, "4.9.0")
+	require.NoError(t, err)
+
+	// The last file changes after planning: no file may be written.
+	require.NoError(t, os.WriteFile(paths[2], []byte("DOCKER_IMAGE_TAG=5\n"), 0o640))
+	err = ApplyEdits(edits)
+	require.ErrorIs(t, err, ErrChangedSinceRead)
+	for _, path := range paths[:2] {
+		got, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.Equal(t, "DOCKER_IMAGE_TAG=4.8.0\n", string(got), "%s must be unchanged", path)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 3, "no temporary file may remain")
+
+	// Planned again, every file is written with its mode kept.
+	edits, err = PlanImageTag(paths, "4.9.0")
+	require.NoError(t, err)
+	require.NoError(t, ApplyEdits(edits))
+	for _, path := range paths {
+		got, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.Equal(t, "DOCKER_IMAGE_TAG=4.9.0\n", string(got), path)
+		assert.Equal(t, os.FileMode(0o640), modeOf(t, path), path)
+	}
+	entries, err = os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 3, "no temporary file may remain")
+}

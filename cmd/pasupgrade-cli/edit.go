@@ -177,10 +177,12 @@ func (a *app) applyFileEdits(f editFlags, edits []configconv.FileEdit) error {
 	if err := confirmEdit(a, f.yes, fmt.Sprintf("Write the changes to %d files?", len(changed))); err != nil {
 		return err
 	}
+	// ApplyEdits stages every file before it replaces any, so a changed
+	// file or a failed write leaves all of them as they were.
+	if err := configconv.ApplyEdits(changed); err != nil {
+		return err
+	}
 	for _, e := range changed {
-		if err := e.Apply(); err != nil {
-			return err
-		}
 		a.printer.Event("file_written", "updated "+e.Path, map[string]any{"path": e.Path})
 	}
 	return nil
