@@ -236,17 +236,7 @@ type ConfigconvTool struct {
 
 // ImagePresent reports whether the engine has the tool's image.
 func (c ConfigconvTool) ImagePresent(ctx context.Context) (bool, error) {
-	image := c.Image
-	if image == "" {
-		image = configconv.DefaultImage
-	}
-	if _, err := c.Docker.ImageInspect(ctx, image); err != nil {
-		if strings.Contains(strings.ToLower(err.Error()), "no such image") {
-			return false, nil
-		}
-		return false, err
-	}
-	return true, nil
+	return c.runner("").HasImage(ctx)
 }
 
 // PullImage pulls the tool's image with the stored credentials.
@@ -435,10 +425,10 @@ func (b BackupSets) RunningConfig(dir string) string {
 // which checks every member against the manifest before writing and, as
 // root, gives each file the owner recorded in the zip. The pas user was
 // removed and created again since the backup, so it may have a new uid and
-// gid: files that belonged to the old pas user are given to owner, as
-// extracting them as that user (the guide's "unzip" as pas) would. Every
-// member is written, not only the newer ones, so the files are as they were
-// at backup time.
+// gid: files that belonged to the old pas user go to owner, as extracting
+// them as that user (the guide's "unzip" as pas) would. Every member is
+// written, not only the newer ones, so the files are as they were at
+// backup time.
 func (b BackupSets) RestoreBootstrap(ctx context.Context, dir, owner string) error {
 	d := setDir(dir)
 	m, err := backup.ReadManifest(d)
@@ -449,59 +439,37 @@ func (b BackupSets) RestoreBootstrap(ctx context.Context, dir, owner string) err
 	if root == "" {
 		root = "/"
 	}
-	report, err := backup.Restore(ctx, filepath.Join(d, backup.ArchiveName), backup.RestoreOptions{
-		Root: root, Manifest: m, Logger: b.Logger,
-	})
-	if err != nil {
-		return err
-	}
-	if !report.OwnersRestored {
-		// Not root: every file already belongs to this process's user.
-		return nil
-	}
 	uid, gid, err := lookupIDs(owner)
 	if err != nil {
 		return err
 	}
-	return remapOwner(root, m.Members, uid, gid)
+	_, err = backup.Restore(ctx, filepath.Join(d, backup.ArchiveName), backup.RestoreOptions{
+		Root: root, Manifest: m, Logger: b.Logger, MapOwner: ownerMap(m.Members, uint32(uid), uint32(gid)),
+	})
+	return err
 }
 
 // pasTreeMember is the member whose recorded owner is taken for the pas
 // user's at backup time: the pas home's etc directory.
 const pasTreeMember = "opt/balasys/etc/"
 
-// remapOwner gives the members owned by the recorded owner of pasTreeMember
-// to uid and gid. Members of other owners, such as root, keep theirs.
-func remapOwner(root string, members []backup.Member, uid, gid int) error {
+// ownerMap returns the owner mapping that gives the ids recorded for
+// pasTreeMember to uid and gid, and keeps every other id, such as root's.
+func ownerMap(members []backup.Member, uid, gid uint32) func(uint32, uint32) (uint32, uint32) {
 	i := slices.IndexFunc(members, func(m backup.Member) bool { return m.Name == pasTreeMember })
 	if i < 0 || members[i].UID == 0 {
 		return nil
 	}
 	oldUID, oldGID := members[i].UID, members[i].GID
-	if int(oldUID) == uid && int(oldGID) == gid {
-		return nil
+	return func(u, g uint32) (uint32, uint32) {
+		if u == oldUID {
+			u = uid
+		}
+		if g == oldGID {
+			g = gid
+		}
+		return u, g
 	}
-	var errs []error
-	for _, member := range members {
-		newUID, newGID := int(member.UID), int(member.GID)
-		if member.UID == oldUID {
-			newUID = uid
-		}
-		if member.GID == oldGID {
-			newGID = gid
-		}
-		if newUID == int(member.UID) && newGID == int(member.GID) {
-			continue
-		}
-		path := filepath.Join(root, strings.TrimSuffix(member.Name, "/"))
-		if err := os.Lchown(path, newUID, newGID); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("giving the restored files of the old pas user (uid %d) to uid %d: %w", oldUID, uid, err)
-	}
-	return nil
 }
 
 // Copy copies the set's files to dest, which must not exist, and verifies
