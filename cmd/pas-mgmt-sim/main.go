@@ -57,12 +57,14 @@ no login needed):
            {"kind":"apply_fail","nodes":[...]}
                the next config apply fails with these nodes FAILED
            {"kind":"apply_hang"}
-               the next config apply stays "running" forever
+               the next config apply stays "running" until the faults
+               are cleared
            {"kind":"node_reload_failed","nodes":[...]}
                these nodes report FAILED until the next successful apply
          P is an exact path or a prefix ending in "*"; empty matches all;
          count 0 means 1 and a negative count means until cleared.
-  DELETE /_sim/faults          remove every fault
+  DELETE /_sim/faults          remove every fault; a hung config apply
+                               then finishes as it would have without it
   POST   /_sim/expire-tokens   invalidate every login token
   PUT    /_sim/running-config  replace the running configuration with the
                                body, or with a generated one of

@@ -78,7 +78,8 @@ func (h *Handler) FailNextApply(nodes ...string) {
 	h.mustAddFault(Fault{Kind: FaultApplyFail, Nodes: nodes})
 }
 
-// HangNextApply makes the next config apply stay "running" forever.
+// HangNextApply makes the next config apply stay "running" until
+// ClearFaults.
 func (h *Handler) HangNextApply() {
 	h.mustAddFault(Fault{Kind: FaultApplyHang})
 }
@@ -115,11 +116,22 @@ func cloneNodes(nodes []mgmtapi.Node) []mgmtapi.Node {
 	return clone
 }
 
-// ClearFaults removes every scheduled fault.
+// ClearFaults removes every scheduled fault. An apply that a hang fault
+// holds "running" then finishes as it would have without the fault, so
+// later applies are no longer rejected with 409.
 func (h *Handler) ClearFaults() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.faults = nil
+	for _, j := range h.st.Jobs {
+		if j.Result == nil && j.Outcome == "hang" {
+			j.Outcome = "succeed"
+		}
+	}
+	h.settle()
+	if err := h.st.save(h.opts.StateDir); err != nil {
+		h.log.Error("saving the simulator state", "error", err)
+	}
 }
 
 // ExpireTokens invalidates every token, as a restart of the management

@@ -30,7 +30,8 @@ const (
 const (
 	// FaultApplyFail makes the next apply fail with Nodes reporting FAILED.
 	FaultApplyFail = "apply_fail"
-	// FaultApplyHang makes the next apply stay "running" forever.
+	// FaultApplyHang makes the next apply stay "running" until the faults
+	// are cleared.
 	FaultApplyHang = "apply_hang"
 	// FaultNodeReloadFailed makes Nodes report reload success FAILED until
 	// the next apply that succeeds.

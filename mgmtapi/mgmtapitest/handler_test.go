@@ -311,3 +311,18 @@ func TestSyntheticSizeMinimum(t *testing.T) {
 	assert.ErrorContains(t, h.SetRunningConfigSize(63), "use at least 64 bytes")
 	assert.NoError(t, h.SetRunningConfigSize(64))
 }
+
+func TestClearFaultsEndsHungApply(t *testing.T) {
+	h := newTestHandler(t, Options{Users: map[string]string{"admin": "pw"}, EnableControl: true})
+	token := login(t, h, "pw")
+	h.HangNextApply()
+	require.Equal(t, http.StatusAccepted, serve(h, http.MethodPost, "/api/config/apply", token, nil).Code)
+	require.Equal(t, http.StatusConflict, serve(h, http.MethodPost, "/api/config/apply", token, nil).Code)
+
+	require.Equal(t, http.StatusNoContent, serve(h, http.MethodDelete, "/_sim/faults", "", nil).Code)
+
+	rec := serve(h, http.MethodGet, "/api/config/apply/apply-1", token, nil)
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Body.String(), `"state":"succeeded"`)
+	assert.Equal(t, http.StatusAccepted, serve(h, http.MethodPost, "/api/config/apply", token, nil).Code)
+}
