@@ -265,9 +265,25 @@ func (n *Node) runInteractive(ctx context.Context, c runner.Command) (runner.Res
 	defer resp.Close()
 
 	start := time.Now()
-	if n.Terminal.In != nil {
-		go func() { _, _ = io.Copy(resp.Conn, n.Terminal.In) }()
+	stopInput := make(chan struct{})
+	inputDone := make(chan struct{})
+	if input := n.terminalInput(); input != nil {
+		go func() {
+			defer close(inputDone)
+			input.forward(resp.Conn, stopInput)
+		}()
+	} else {
+		close(inputDone)
 	}
+	// Stopping the forwarder as soon as the output ends, before the
+	// connection closes, keeps the input this command did not take for
+	// the next one.
+	stopForwarding := sync.OnceFunc(func() {
+		close(stopInput)
+		resp.Close()
+		<-inputDone
+	})
+	defer stopForwarding()
 	out := n.Terminal.Out
 	if out == nil {
 		out = io.Discard
@@ -280,6 +296,7 @@ func (n *Node) runInteractive(ctx context.Context, c runner.Command) (runner.Res
 	}()
 	select {
 	case <-done:
+		stopForwarding()
 	case <-ctx.Done():
 		n.kill(created.ID)
 		return runner.Result{ExitCode: -1, Duration: time.Since(start)},

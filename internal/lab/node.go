@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,10 +69,15 @@ type Node struct {
 
 	// Terminal, when set, is what Interactive commands are connected to,
 	// through a pseudo-terminal in the node. Nil rejects them. Set it
-	// before running commands.
+	// before running commands, and keep one Terminal for one input:
+	// Interactive commands share the Terminal's reader, so input that
+	// arrives after one command ended goes to the next.
 	Terminal *runner.Terminal
 
 	cli client.APIClient
+
+	inputMu sync.Mutex
+	input   *terminalInput
 }
 
 var _ runner.Runner = (*Node)(nil)

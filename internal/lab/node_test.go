@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,7 @@ func TestNode(t *testing.T) {
 	t.Run("cancel kills command", func(t *testing.T) { testNodeRunCancel(t, node, cli) })
 	t.Run("cancel kills children", func(t *testing.T) { testNodeRunCancelChildren(t, node, cli) })
 	t.Run("interactive on terminal", func(t *testing.T) { testNodeRunInteractive(t, node, cli) })
+	t.Run("interactive input across commands", func(t *testing.T) { testNodeRunInteractiveTwice(t, node, cli) })
 	t.Run("files and work directory", func(t *testing.T) { testNodeFiles(t, node, cli) })
 	t.Run("docker client reaches engine", func(t *testing.T) { testNodeReachesEngine(t, node, cli) })
 	// Last, because it removes the node's docker group for a while.
@@ -184,6 +186,25 @@ func testNodeRunInteractive(t *testing.T, node *Node, _ client.APIClient) {
 	assert.Contains(t, screen.String(), "Proceed? ")
 	assert.Contains(t, screen.String(), "answer=yes")
 	assert.Contains(t, screen.String(), "/dev/pts/", "the command must run on a terminal")
+}
+
+// testNodeRunInteractiveTwice answers two interactive commands from one
+// terminal input, the second answer written after the first command ended.
+func testNodeRunInteractiveTwice(t *testing.T, node *Node, _ client.APIClient) {
+	input, typing := io.Pipe()
+	defer typing.Close()
+	var screen bytes.Buffer
+	node.Terminal = &runner.Terminal{In: input, Out: &screen}
+	defer func() { node.Terminal = nil }()
+
+	for _, answer := range []string{"first", "second"} {
+		go func() { _, _ = typing.Write([]byte(answer + "\n")) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := node.Run(ctx, runner.Command{Argv: []string{"sh", "-c", "read a; echo got=$a"}, Interactive: true})
+		cancel()
+		require.NoError(t, err, "answer %q, screen: %q", answer, screen.String())
+		assert.Contains(t, screen.String(), "got="+answer)
+	}
 }
 
 func testNodeFiles(t *testing.T, node *Node, _ client.APIClient) {
