@@ -6,6 +6,8 @@
 //
 // The tests need the lab's Docker engine (see internal/testenv). Without
 // one they skip with the reason, unless PASUPGRADE_REQUIRE_LAB=1 is set.
+// Each test brings up its own lab, so independent tests run in parallel;
+// PASUPGRADE_E2E_KEEP=1 leaves the labs running after the tests.
 //
 // The package also holds what the downtime benchmark shares with the
 // tests: the Prober that measures core's availability from outside.

@@ -155,7 +155,7 @@ func TestFaultCheckconfigFails(t *testing.T) {
 	l.inNode(ctx, "cp", "-p", key, saved)
 	l.inNode(ctx, "sh", "-c", ": > "+key)
 
-	// A generous timeout, so that a slow answer on a busy machine does not
+	// A generous timeout, so that a slow response on a busy machine does not
 	// count as core being down.
 	prober := &Prober{URL: l.coreURL("mgmt"), Timeout: 5 * time.Second}
 	prober.Start()

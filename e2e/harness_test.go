@@ -29,6 +29,10 @@ import (
 // CLI runs and bringing it down.
 const labTimeout = 10 * time.Minute
 
+// keepEnv names the environment variable that, set to 1, leaves every
+// test's lab running for a look inside after the test.
+const keepEnv = "PASUPGRADE_E2E_KEEP"
+
 // sharedDir holds what every lab of this test binary reuses: the .deb
 // files and the static pasupgrade-cli. TestMain removes it.
 var sharedDir string
@@ -120,8 +124,8 @@ func startLab(t *testing.T, opts lab.Options) *testLab {
 	l, err := lab.Up(ctx, docker, opts)
 	require.NoError(t, err, "bringing up the lab")
 	t.Cleanup(func() {
-		if os.Getenv("PASUPGRADE_E2E_KEEP") == "1" {
-			t.Logf("PASUPGRADE_E2E_KEEP=1: leaving lab %s in %s", l.Name, l.Dir)
+		if os.Getenv(keepEnv) == "1" {
+			t.Logf("%s=1: leaving lab %s in %s", keepEnv, l.Name, l.Dir)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -142,7 +146,7 @@ func startLab(t *testing.T, opts lab.Options) *testLab {
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Dir(tl.cli), 0o755))
 	require.NoError(t, os.WriteFile(tl.cli, data, 0o755))
-	tl.writeConfig("")
+	tl.writeConfig()
 
 	// Every test's node has a locally edited conffile, which the upgrade
 	// must keep and the restore must bring back.
@@ -150,9 +154,8 @@ func startLab(t *testing.T, opts lab.Options) *testLab {
 	return tl
 }
 
-// writeConfig writes the CLI's config file for the lab, with extra YAML
-// lines appended.
-func (l *testLab) writeConfig(extra string) {
+// writeConfig writes the CLI's config file for the lab.
+func (l *testLab) writeConfig() {
 	l.t.Helper()
 	mgmt := l.lab.NodeByName("mgmt")
 	text := fmt.Sprintf(`topology: %s
@@ -164,7 +167,7 @@ tool-image: %s
 	if l.lab.Topology == lab.TopologyMulti {
 		text += fmt.Sprintf("ha: %t\ncore-on-mgmt: %t\n", l.lab.HA, l.lab.CoreOnMgmt)
 	}
-	require.NoError(l.t, os.WriteFile(l.config, []byte(text+extra), 0o644))
+	require.NoError(l.t, os.WriteFile(l.config, []byte(text), 0o644))
 }
 
 // backupDir is where upgrades write their backup sets: inside the lab

@@ -39,6 +39,13 @@ func TestSingleNodeUpgrade(t *testing.T) {
 	assert.Positive(t, summary.Downtime, "the summary reports no core downtime")
 	assert.Equal(t, journal.State.BackupSet, summary.BackupSet, "summary and journal name different backup sets")
 
+	// The install re-entered the admin password, so users.htpass holds a
+	// bcrypt hash, and the lab's password still logs in (the status check
+	// above used it).
+	assert.Equal(t, pasupgrade.HashBcrypt, summary.HashScheme, "hash scheme in the summary")
+	htpass := l.inNode(ctx, "cat", pasupgrade.UsersHtpass)
+	assert.Contains(t, htpass, "admin:$2", "users.htpass does not hold a bcrypt hash")
+
 	// Core was unreachable only while the journal records it as stopped.
 	// The prober runs on this machine and the CLI in the node, which share
 	// the kernel's clock.
