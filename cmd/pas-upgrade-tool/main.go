@@ -80,6 +80,11 @@ func withCode(code int, format string, args ...any) error {
 
 // tool holds the global options and the process's streams.
 type tool struct {
+	// program is the name the tool was started as, such as
+	// pas-mgmt-upgrade-config on a node, for its messages. Empty means
+	// pas-upgrade-tool.
+	program string
+
 	baseURL string
 	caCert  string
 	user    string
@@ -107,6 +112,7 @@ func main() {
 		os.Exit(exitError)
 	}
 	t := &tool{
+		program:    filepath.Base(os.Args[0]),
 		workDir:    workDir,
 		stdin:      bufio.NewReader(os.Stdin),
 		stdinIsTTY: term.IsTerminal(int(os.Stdin.Fd())),
@@ -127,7 +133,7 @@ func (t *tool) main(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(t.stderr, "pas-upgrade-tool: %v\n", err)
+	fmt.Fprintf(t.stderr, "%s: %v\n", t.programName(), err)
 	var coded *exitCodeError
 	if errors.As(err, &coded) {
 		return coded.code
@@ -136,12 +142,12 @@ func (t *tool) main(ctx context.Context, args []string) int {
 }
 
 func (t *tool) run(ctx context.Context, args []string) error {
-	global := flag.NewFlagSet("pas-upgrade-tool", flag.ContinueOnError)
+	global := flag.NewFlagSet(t.programName(), flag.ContinueOnError)
 	global.SetOutput(t.stderr)
 	global.StringVar(&t.baseURL, "frontend-baseurl", "http://localhost", "base URL of the management web interface")
 	global.StringVar(&t.caCert, "cacert", "", "PEM bundle of the CA chain that signed the frontend certificate, in the working directory")
 	global.StringVar(&t.user, "user", "admin", "management user to log in as")
-	global.Usage = func() { fmt.Fprint(t.stderr, usageText) }
+	global.Usage = t.printUsage
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -149,7 +155,7 @@ func (t *tool) run(ctx context.Context, args []string) error {
 		return withCode(exitUsage, "%v", err)
 	}
 	if global.NArg() == 0 {
-		fmt.Fprint(t.stderr, usageText)
+		t.printUsage()
 		return withCode(exitUsage, "missing subcommand: pre-upgrade, convert-config or post-upgrade")
 	}
 
@@ -183,7 +189,8 @@ func (t *tool) run(ctx context.Context, args []string) error {
 	return withCode(exitUsage, "unknown subcommand %q; use pre-upgrade, convert-config or post-upgrade", sub)
 }
 
-const usageText = `usage: pas-upgrade-tool [--frontend-baseurl URL] [--cacert FILE] [--user NAME] SUBCOMMAND
+// usageText follows "usage: PROGRAM".
+const usageText = ` [--frontend-baseurl URL] [--cacert FILE] [--user NAME] SUBCOMMAND
 
 subcommands:
   pre-upgrade                          export the running configuration into ` + exportFile + `
@@ -194,6 +201,17 @@ subcommands:
 The working directory is /upgrade when it exists, else the current one. The
 admin password is read from the terminal, or from the first line of stdin.
 `
+
+func (t *tool) programName() string {
+	if t.program == "" {
+		return "pas-upgrade-tool"
+	}
+	return t.program
+}
+
+func (t *tool) printUsage() {
+	fmt.Fprintf(t.stderr, "usage: %s%s", t.programName(), usageText)
+}
 
 // password reads the user's password: without echo from the terminal, or
 // as the first line of stdin.

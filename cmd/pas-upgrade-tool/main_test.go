@@ -325,3 +325,21 @@ func TestPostUpgradeUnconfirmedApply(t *testing.T) {
 	assert.Equal(t, exitApply, code, stderr.String())
 	assert.Contains(t, stderr.String(), "starting the config apply")
 }
+
+func TestMessagesNameTheProgram(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	tl := &tool{
+		program: "pas-mgmt-upgrade-config",
+		workDir: t.TempDir(),
+		stdin:   bufio.NewReader(strings.NewReader("")),
+		stdout:  &stdout,
+		stderr:  &stderr,
+	}
+
+	code := tl.main(context.Background(), nil)
+
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr.String(), "usage: pas-mgmt-upgrade-config [--frontend-baseurl URL]")
+	assert.Contains(t, stderr.String(), "pas-mgmt-upgrade-config: missing subcommand")
+	assert.NotContains(t, stderr.String(), "pas-upgrade-tool")
+}
