@@ -101,9 +101,12 @@ next lab. A lab directory without lab.json is left alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := lab.Load(g.labDir())
-			stray := errors.Is(err, lab.ErrNoLab)
+			stray := errors.Is(err, lab.ErrNoLab) || errors.Is(err, lab.ErrInvalidRecord)
 			if err != nil && !stray {
 				return err
+			}
+			if errors.Is(err, lab.ErrInvalidRecord) {
+				fmt.Fprintf(g.stderr, "pas-lab: %v; removing lab %s by its name\n", err, g.name)
 			}
 			return withEngine(func(ctx context.Context, cli *client.Client) error {
 				if stray {
@@ -158,9 +161,9 @@ func newListCmd(g *globals) *cobra.Command {
 		Short: "List the labs in the lab cache directory and any stray lab containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			labs, err := lab.List()
-			if err != nil {
-				return err
+			labs, listErr := lab.List()
+			if listErr != nil && !errors.Is(listErr, lab.ErrInvalidRecord) {
+				return listErr
 			}
 			return withEngine(func(ctx context.Context, cli *client.Client) error {
 				containers, err := cli.ContainerList(ctx, container.ListOptions{
@@ -168,6 +171,9 @@ func newListCmd(g *globals) *cobra.Command {
 				})
 				if err != nil {
 					return fmt.Errorf("listing lab containers: %w", err)
+				}
+				if listErr != nil {
+					fmt.Fprintf(g.stderr, "pas-lab: %v\n'pas-lab down --name NAME' removes a lab whose record is invalid\n", listErr)
 				}
 				known := map[string]bool{}
 				for _, l := range labs {

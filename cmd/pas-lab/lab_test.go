@@ -74,3 +74,18 @@ func TestUpStatusDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, left, "down must remove the lab's containers")
 }
+
+func TestDownInvalidRecord(t *testing.T) {
+	t.Setenv("DOCKER_HOST", testenv.DockerHost(t))
+	dir := filepath.Join(t.TempDir(), "lab")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "work"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lab.json"), []byte(`{"name": "to`), 0o644))
+	name := strings.TrimPrefix(lab.UniqueName("c"), "c-")
+
+	code, stdout, stderr := runCLI(t, "down", "--name", name, "--dir", dir)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	assert.Contains(t, stderr, "invalid lab record")
+	assert.Equal(t, "lab "+name+" removed\n", stdout)
+	_, err := os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "down must remove a lab directory with an invalid record")
+}

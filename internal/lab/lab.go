@@ -44,6 +44,9 @@ var (
 	ErrPortInUse = errors.New("lab: port in use")
 	// ErrNoLab is returned by Load for a directory without a lab.
 	ErrNoLab = errors.New("lab: no lab")
+	// ErrInvalidRecord is returned by Load and List for a lab.json that
+	// is not a valid lab record.
+	ErrInvalidRecord = errors.New("lab: invalid lab record")
 	// ErrInvalidOptions is returned for an invalid name, topology, port or
 	// combination of options.
 	ErrInvalidOptions = errors.New("lab: invalid options")
@@ -203,21 +206,25 @@ func DefaultDir(name string) string {
 }
 
 // List returns the labs recorded under CacheDir()/labs, by name. Labs
-// started with another directory are not found here.
+// started with another directory are not found here. A record that cannot
+// be read does not hide the others: List returns them with an error that
+// joins the failures.
 func List() ([]*Lab, error) {
 	dirs, err := filepath.Glob(filepath.Join(CacheDir(), "labs", "*", stateFile))
 	if err != nil {
 		return nil, err
 	}
 	var labs []*Lab
+	var errs []error
 	for _, file := range dirs {
 		l, err := Load(filepath.Dir(file))
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		labs = append(labs, l)
 	}
-	return labs, nil
+	return labs, errors.Join(errs...)
 }
 
 // Load reads the lab recorded in dir.
@@ -231,17 +238,35 @@ func Load(dir string) (*Lab, error) {
 	}
 	var l Lab
 	if err := json.Unmarshal(data, &l); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, stateFile), err)
+		return nil, fmt.Errorf("%w: reading %s: %v", ErrInvalidRecord, filepath.Join(dir, stateFile), err)
 	}
 	return &l, nil
 }
 
+// save replaces lab.json through a temporary file, so that a crash never
+// leaves a partly written record.
 func (l *Lab) save() error {
 	data, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(l.Dir, stateFile), append(data, '\n'), 0o644)
+	tmp, err := os.CreateTemp(l.Dir, "."+stateFile+".*")
+	if err != nil {
+		return fmt.Errorf("saving the lab record: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving the lab record: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving the lab record: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("saving the lab record: %w", err)
+	}
+	return os.Rename(tmp.Name(), filepath.Join(l.Dir, stateFile))
 }
 
 // create writes the lab's first record and fails with ErrLabExists when

@@ -369,6 +369,23 @@ func TestDownKeepsSharedToolImage(t *testing.T) {
 	assert.Error(t, err, "the last lab's down must remove the tool image")
 }
 
+func TestListSkipsInvalidRecord(t *testing.T) {
+	t.Setenv(LabDirEnv, t.TempDir())
+	good := &Lab{Name: "good", Dir: DefaultDir("good")}
+	require.NoError(t, os.MkdirAll(good.Dir, 0o755))
+	require.NoError(t, good.save())
+	require.NoError(t, os.MkdirAll(DefaultDir("torn"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(DefaultDir("torn"), stateFile), []byte(`{"name": "to`), 0o644))
+
+	labs, err := List()
+	assert.ErrorIs(t, err, ErrInvalidRecord)
+	require.Len(t, labs, 1)
+	assert.Equal(t, "good", labs[0].Name)
+	entries, err := os.ReadDir(good.Dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "save must leave only lab.json")
+}
+
 func TestLabCreateOnce(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, (&Lab{Name: "once", Dir: dir}).create())
