@@ -347,17 +347,19 @@ func choosePackage(name string, found []Package, want version.Version) (*Package
 		}
 	}
 
+	// Debian leaves the epoch out of file names.
+	file := fmt.Sprintf("%s_%s_%s.deb", name, want.StringWithoutEpoch(), SetArchitecture)
 	var skipped []Skipped
 	var problems []Problem
 	switch {
 	case len(right) == 0 && len(wrong) == 0:
 		problems = append(problems, Problem{Kind: ProblemMissing, Package: name,
-			Detail: fmt.Sprintf("no %s_%s_%s.deb found; add it", name, want, SetArchitecture)})
+			Detail: fmt.Sprintf("no %s found; add it", file)})
 	case len(right) == 0:
 		for _, p := range wrong {
 			problems = append(problems, Problem{Kind: ProblemWrongVersion, Package: name,
-				Paths: []string{p.Path}, Detail: fmt.Sprintf("%s is version %s, expected %s; replace it with %s_%s_%s.deb",
-					p.Path, p.Version, want, name, want, SetArchitecture)})
+				Paths: []string{p.Path}, Detail: fmt.Sprintf("%s is version %s, expected %s; replace it with %s",
+					p.Path, p.Version, want, file)})
 		}
 	default:
 		// Other versions next to the right one are left over from earlier
@@ -379,8 +381,8 @@ func choosePackage(name string, found []Package, want version.Version) (*Package
 	}
 	if len(right) == 1 && right[0].Architecture != SetArchitecture {
 		problems = append(problems, Problem{Kind: ProblemWrongArchitecture, Package: name,
-			Paths: []string{right[0].Path}, Detail: fmt.Sprintf("%s is built for %q, expected %q; replace it with %s_%s_%s.deb",
-				right[0].Path, right[0].Architecture, SetArchitecture, name, want, SetArchitecture)})
+			Paths: []string{right[0].Path}, Detail: fmt.Sprintf("%s is built for %q, expected %q; replace it with %s",
+				right[0].Path, right[0].Architecture, SetArchitecture, file)})
 		return nil, problems, skipped
 	}
 	if len(right) == 1 {

@@ -66,3 +66,16 @@ func TestFindSetDamagedOldVersion(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []ProblemKind{ProblemMissing, ProblemNotDeb}, kinds, err.Error())
 }
+
+// Debian file names leave the epoch out, so the name FindSet asks for does
+// too.
+func TestFindSetEpochFileName(t *testing.T) {
+	dir := t.TempDir()
+	debtest.BuildPASSet(t, dir, "4.9.0")
+
+	_, err := FindSet([]string{dir}, "1:4.9.0")
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "expected 1:4.9.0; replace it with proxedo-api-security_4.9.0_all.deb")
+	assert.NotContains(t, err.Error(), "_1:4.9.0_")
+}
