@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,8 @@ import (
 // in the metadata of every container the engine creates.
 type secretWatcher struct {
 	secret []byte
+	// docker is the engine whose containers are inspected; nil watches
+	// processes only.
 	docker client.APIClient
 	// image is the upgrade tool's image; containers of it are counted so
 	// that the test can check that the watcher saw them.
@@ -44,7 +48,7 @@ type secretWatcher struct {
 func (w *secretWatcher) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	w.wg.Add(2)
+	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		for ctx.Err() == nil {
@@ -52,10 +56,13 @@ func (w *secretWatcher) start() {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	go func() {
-		defer w.wg.Done()
-		w.watchContainers(ctx)
-	}()
+	if w.docker != nil {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.watchContainers(ctx)
+		}()
+	}
 }
 
 // stop ends the watch; it waits until both goroutines are done.
@@ -136,6 +143,37 @@ func (w *secretWatcher) inspectContainer(ctx context.Context, id string) {
 func printable(argv, secret []byte) string {
 	masked := bytes.ReplaceAll(argv, secret, []byte("<password>"))
 	return strings.TrimSpace(string(bytes.ReplaceAll(masked, []byte{0}, []byte{' '})))
+}
+
+// TestSecretWatcherFindsLeaks starts processes with a secret in their argv
+// and in their environment, and checks that the watcher reports both, so a
+// clean watch of an upgrade means something.
+func TestSecretWatcherFindsLeaks(t *testing.T) {
+	secret := "e2e-canary-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	watcher := &secretWatcher{secret: []byte(secret)}
+	watcher.start()
+
+	inArgv := exec.Command("sh", "-c", "sleep 2", secret)
+	inEnv := exec.Command("sleep", "2")
+	inEnv.Env = append(os.Environ(), "CANARY="+secret)
+	for _, cmd := range []*exec.Cmd{inArgv, inEnv} {
+		require.NoError(t, cmd.Start())
+		defer cmd.Wait()
+		defer cmd.Process.Kill()
+	}
+	wantArgv := "argv of /proc/" + strconv.Itoa(inArgv.Process.Pid) + ":"
+	wantEnv := "environment of /proc/" + strconv.Itoa(inEnv.Process.Pid) + " "
+	leaks := func() string {
+		watcher.mu.Lock()
+		defer watcher.mu.Unlock()
+		return strings.Join(watcher.leaks, "\n")
+	}
+	assert.Eventually(t, func() bool { return strings.Contains(leaks(), wantArgv) },
+		10*time.Second, 20*time.Millisecond, "the watcher missed the secret in argv")
+	assert.Eventually(t, func() bool { return strings.Contains(leaks(), wantEnv) },
+		10*time.Second, 20*time.Millisecond, "the watcher missed the secret in the environment")
+	watcher.stop()
+	assert.NotContains(t, leaks(), secret, "the report must mask the secret")
 }
 
 // TestPasswordNeverExposed runs a full upgrade while watching argv,
