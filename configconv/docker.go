@@ -190,6 +190,9 @@ func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
 		Stream: true, Stdin: true, Stdout: true, Stderr: true,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return -1, d.interrupt(ctx, id, log, nil)
+		}
 		d.cleanup(id, log)
 		return -1, fmt.Errorf("attaching to the upgrade tool's container: %w", err)
 	}
@@ -206,6 +209,11 @@ func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
 	defer session.stop()
 
 	if err := d.Client.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		if ctx.Err() != nil {
+			// The engine may have started the container before the
+			// cancel reached it.
+			return -1, d.interrupt(ctx, id, log, transcript)
+		}
 		d.cleanup(id, log)
 		return -1, fmt.Errorf("starting the upgrade tool's container: %w", err)
 	}
@@ -232,10 +240,19 @@ func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
 		}
 	case <-ctx.Done():
 	}
+	return -1, d.interrupt(ctx, id, log, transcript)
+}
 
+// interrupt stops and removes the container of a run whose ctx ended, and
+// returns the error that reports the interruption.
+func (d *DockerRunner) interrupt(ctx context.Context, id string, log *slog.Logger, transcript *runTranscript) error {
+	// Stopping can take the whole StopTimeout, and this line explains the
+	// wait to an operator who pressed Ctrl-C.
+	log.Warn("the run was interrupted; stopping and removing the upgrade tool's container",
+		"stop_timeout", d.stopTimeout())
 	d.cleanup(id, log)
 	transcript.finish(-1)
-	return -1, fmt.Errorf("the upgrade tool was interrupted: %w", ctx.Err())
+	return fmt.Errorf("the upgrade tool was interrupted: %w", ctx.Err())
 }
 
 // create creates the tool's container with the user's uid:gid, host
@@ -288,10 +305,7 @@ func (d *DockerRunner) create(ctx context.Context, workDir string, inv Invocatio
 // cleanup stops and removes a container with a context of its own, so it
 // works after the caller's context ended, and waits until it is gone.
 func (d *DockerRunner) cleanup(id string, log *slog.Logger) {
-	grace := d.StopTimeout
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
+	grace := d.stopTimeout()
 	ctx, cancel := context.WithTimeout(context.Background(), grace+30*time.Second)
 	defer cancel()
 
@@ -318,6 +332,13 @@ func (d *DockerRunner) cleanup(id string, log *slog.Logger) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func (d *DockerRunner) stopTimeout() time.Duration {
+	if d.StopTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return d.StopTimeout
 }
 
 func isRemovalInProgress(err error) bool {

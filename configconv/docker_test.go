@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -250,6 +251,8 @@ func TestDockerRunnerPromptWithoutTerminal(t *testing.T) {
 func TestDockerRunnerCancel(t *testing.T) {
 	d, cli := newTestRunner(t)
 	d.StopTimeout = time.Second
+	logs := &syncBuffer{}
+	d.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	stdout := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -269,6 +272,7 @@ func TestDockerRunnerCancel(t *testing.T) {
 		t.Fatal("Run did not return after the cancel")
 	}
 	assert.Empty(t, leftoverContainers(t, cli), "the container must be gone when Run returns")
+	assert.Contains(t, logs.String(), "stopping and removing the upgrade tool's container", "the wait is explained")
 }
 
 func TestDockerRunnerMissingImage(t *testing.T) {
