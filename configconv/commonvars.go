@@ -91,9 +91,9 @@ func SetYAMLValues(content []byte, values map[string]string) ([]byte, error) {
 			return nil, fmt.Errorf("key %s: %w", keyPath, err)
 		}
 		span.text = formatScalar(value, node.Style)
-		if span.start == span.end {
-			// An empty value ("key:" with nothing after the colon) starts
-			// right after the colon, so the new value needs a blank first.
+		if span.start == span.end && span.start > 0 && content[span.start-1] == ':' {
+			// An empty value ("key:" with nothing after it) can start
+			// right after the colon, and then needs a blank first.
 			span.text = " " + span.text
 		}
 		spans = append(spans, span)

@@ -147,6 +147,7 @@ func TestSetYAMLValuesStyles(t *testing.T) {
 		{"empty value before comment", "a: # c\nb: y\n", "a", "z", "a: z # c\nb: y\n"},
 		{"empty nested value", "c:\n  d:\n  e: 1\n", "c.d", "z", "c:\n  d: z\n  e: 1\n"},
 		{"empty value at end", "a:", "a", "z", "a: z"},
+		{"empty value in flow mapping", "{a: , b: 1}\n", "a", "z", "{a: z, b: 1}\n"},
 		{"number key beside", "c:\n  t: x\n80: http\n", "c.t", "z", "c:\n  t: z\n80: http\n"},
 		{"number key in path", "c:\n  t: x\n  80: http\n", "c.t", "z", "c:\n  t: z\n  80: http\n"},
 	}
