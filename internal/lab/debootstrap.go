@@ -10,10 +10,28 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // defaultMirror is used when the APT configuration names no bookworm mirror.
 const defaultMirror = "http://deb.debian.org/debian"
+
+// Bounds of each download of debootstrap, which it runs with wget. Under
+// wget's defaults (20 tries, 900 s without data) a mirror that accepts
+// connections but stops answering stalls the build for hours. With these,
+// such a mirror fails the build within about two minutes: two release
+// files, each with downloadTries tries of downloadTimeout.
+var (
+	downloadTimeout = 20 * time.Second
+	downloadTries   = 3
+)
+
+// proxyVariables are passed from this process to debootstrap's wget, so a
+// machine that reaches the mirror only through a proxy can build the image.
+var proxyVariables = []string{
+	"http_proxy", "https_proxy", "ftp_proxy", "no_proxy",
+	"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY",
+}
 
 // SystemMirror returns the Debian mirror for bookworm that this machine's
 // APT sources name (deb822 .sources files first, then sources.list), or
@@ -134,6 +152,18 @@ func runDebootstrap(ctx context.Context, rootfs, mirror, cacheDir, logPath strin
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"DEBIAN_FRONTEND=noninteractive",
 		"LC_ALL=C",
+	}
+	wgetrc := filepath.Join(filepath.Dir(logPath), "wgetrc")
+	settings := fmt.Sprintf("tries = %d\ntimeout = %d\nwaitretry = 2\n",
+		downloadTries, int(downloadTimeout.Seconds()))
+	if err := os.WriteFile(wgetrc, []byte(settings), 0o644); err != nil {
+		return fmt.Errorf("writing debootstrap's download settings: %w", err)
+	}
+	cmd.Env = append(cmd.Env, "WGETRC="+wgetrc)
+	for _, name := range proxyVariables {
+		if value, ok := os.LookupEnv(name); ok {
+			cmd.Env = append(cmd.Env, name+"="+value)
+		}
 	}
 	runErr := cmd.Run()
 	if runErr == nil {

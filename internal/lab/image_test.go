@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,6 +59,43 @@ func TestBuildUnreachableMirror(t *testing.T) {
 
 	leftovers, _ := filepath.Glob(filepath.Join(b.CacheDir, "node-build-*"))
 	assert.Empty(t, leftovers, "the build tree must be removed after a failure")
+}
+
+// TestBuildStalledMirror checks that a mirror that accepts connections
+// but never answers fails the build with ErrMirrorUnreachable instead of
+// stalling it under wget's default timeouts.
+func TestBuildStalledMirror(t *testing.T) {
+	requireRootDebootstrap(t)
+	saved := downloadTimeout
+	downloadTimeout = 2 * time.Second
+	t.Cleanup(func() { downloadTimeout = saved })
+
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer listener.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mirror := "http://" + listener.Addr().String() + "/debian"
+	b := NodeImage{Mirror: mirror, CacheDir: t.TempDir()}
+	err = b.build(ctx, nil, "pasupgrade-lab-node:never")
+	require.ErrorIs(t, err, ErrMirrorUnreachable)
+	assert.Contains(t, err.Error(), mirror)
 }
 
 func TestEnsureNodeImage(t *testing.T) {
