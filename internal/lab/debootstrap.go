@@ -18,7 +18,7 @@ const defaultMirror = "http://deb.debian.org/debian"
 
 // Bounds of each download of debootstrap, which it runs with wget. Under
 // wget's defaults (20 tries, 900 s without data) a mirror that accepts
-// connections but stops answering stalls the build for hours. With these,
+// connections but stops responding stalls the build for hours. With these,
 // such a mirror fails the build within about two minutes: two release
 // files, each with downloadTries tries of downloadTimeout.
 var (
