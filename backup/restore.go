@@ -38,8 +38,9 @@ type RestoreOptions struct {
 
 	// Manifest describes the archive's backup set. Nil means
 	// manifest.json beside the archive when that file exists. With a
-	// manifest, outside links it records are restored and every file's
-	// SHA-256 is checked against it.
+	// manifest, the archive must hold exactly its members, of the
+	// recorded types and link targets, every file's SHA-256 is checked
+	// against it, and outside links it records are restored.
 	Manifest *Manifest
 
 	// MapOwner, when not nil, maps the uid and gid stored for a member to
@@ -219,15 +220,9 @@ func (o RestoreOptions) limits(m *Manifest) limits {
 		allowOutsideLinks: o.AllowOutsideLinks,
 	}
 	if m != nil {
-		lim.recorded = make(map[string]string)
-		lim.recordedSizes = make(map[string]int64)
-		for _, mem := range m.Members {
-			switch mem.Type {
-			case TypeSymlink:
-				lim.recorded[mem.Name] = mem.Target
-			case TypeFile:
-				lim.recordedSizes[mem.Name] = mem.Size
-			}
+		lim.manifest = make(map[string]*Member, len(m.Members))
+		for i := range m.Members {
+			lim.manifest[m.Members[i].Name] = &m.Members[i]
 		}
 	}
 	return lim

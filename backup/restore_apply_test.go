@@ -104,19 +104,42 @@ func TestRestoreOutsideLinks(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "/etc/passwd", target)
 	})
+	dirMember := Member{Name: "opt/balasys/etc/", Type: TypeDir, Mode: 0o755}
 	t.Run("recorded in manifest", func(t *testing.T) {
 		dest := t.TempDir()
-		m := &Manifest{Members: []Member{{Name: "opt/balasys/etc/x", Type: TypeSymlink, Target: "/etc/passwd"}}}
+		m := &Manifest{Members: []Member{dirMember,
+			{Name: "opt/balasys/etc/x", Type: TypeSymlink, Target: "/etc/passwd"}}}
 		report, err := Restore(context.Background(), zipPath, RestoreOptions{Root: dest, Manifest: m})
 		require.NoError(t, err)
 		assert.Equal(t, []Link{{Name: "opt/balasys/etc/x", Target: "/etc/passwd"}}, report.OutsideLinks)
 	})
-	t.Run("manifest records another target", func(t *testing.T) {
-		dest := t.TempDir()
-		m := &Manifest{Members: []Member{{Name: "opt/balasys/etc/x", Type: TypeSymlink, Target: "/etc/hosts"}}}
-		_, err := Restore(context.Background(), zipPath, RestoreOptions{Root: dest, Manifest: m})
-		require.ErrorIs(t, err, ErrUnsafeArchive)
-	})
+	mismatches := []struct {
+		name     string
+		members  []Member
+		wantText string
+	}{
+		{"another target", []Member{dirMember,
+			{Name: "opt/balasys/etc/x", Type: TypeSymlink, Target: "/etc/hosts"}},
+			`link to "/etc/passwd" in the archive, to "/etc/hosts" in the manifest`},
+		{"another type", []Member{dirMember, {Name: "opt/balasys/etc/x", Type: TypeFile}},
+			"a symlink in the archive, a file in the manifest"},
+		{"member not listed", []Member{{Name: "opt/balasys/etc/x", Type: TypeSymlink, Target: "/etc/passwd"}},
+			`"opt/balasys/etc/": corrupt archive member: the backup set's manifest does not list it`},
+		{"listed member missing", []Member{dirMember,
+			{Name: "opt/balasys/etc/x", Type: TypeSymlink, Target: "/etc/passwd"},
+			{Name: "opt/balasys/etc/y", Type: TypeFile}},
+			"the archive has 2 members, the backup set's manifest lists 3"},
+	}
+	for _, tt := range mismatches {
+		t.Run("manifest with "+tt.name, func(t *testing.T) {
+			dest := t.TempDir()
+			_, err := Restore(context.Background(), zipPath,
+				RestoreOptions{Root: dest, Manifest: &Manifest{Members: tt.members}})
+			require.ErrorIs(t, err, ErrCorrupt)
+			assert.Contains(t, err.Error(), tt.wantText)
+			assert.NoDirExists(t, filepath.Join(dest, "opt"))
+		})
+	}
 }
 
 func TestRestoreReplacesExistingLink(t *testing.T) {

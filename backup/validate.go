@@ -39,14 +39,13 @@ type limits struct {
 	maxTotal          int64
 	maxRatio          int64
 	allowOutsideLinks bool
-	// recorded maps symlink member names to the targets the backup
-	// set's manifest records for them. Nil without a manifest.
-	recorded map[string]string
-	// recordedSizes maps file member names to the sizes the manifest
-	// records. A member of that exact size is exempt from the ratio
-	// limit, because its data is checked against the manifest's SHA-256
-	// and the total size limit still applies.
-	recordedSizes map[string]int64
+	// manifest maps member names to the backup set's manifest entries.
+	// Nil without a manifest. With one, every member must match its
+	// entry, so outside links it records are restored. A file of the
+	// recorded size is exempt from the ratio limit, because its data is
+	// checked against the manifest's SHA-256 and the total size limit
+	// still applies.
+	manifest map[string]*Member
 }
 
 // planned is a validated member.
@@ -97,6 +96,11 @@ func validate(files []*zip.File, lim limits) ([]planned, error) {
 			return nil, err
 		}
 	}
+	if lim.manifest != nil {
+		if err := matchManifest(members, lim.manifest); err != nil {
+			return nil, err
+		}
+	}
 	for i := range members {
 		if members[i].typ != TypeSymlink {
 			continue
@@ -139,10 +143,10 @@ func checkMember(f *zip.File, lim limits) (planned, error) {
 	if typ == TypeDir && f.UncompressedSize64 != 0 {
 		return planned{}, unsafeMember(name, "is a directory with data")
 	}
-	recordedSize, recorded := lim.recordedSizes[name]
+	recorded := lim.manifest[name]
 	if f.UncompressedSize64 >= ratioMinSize &&
 		f.UncompressedSize64/max(f.CompressedSize64, 1) > uint64(lim.maxRatio) &&
-		(!recorded || uint64(recordedSize) != f.UncompressedSize64) {
+		(recorded == nil || uint64(recorded.Size) != f.UncompressedSize64) {
 		return planned{}, fmt.Errorf("member %q: %w: compression ratio %d:1 exceeds the limit of %d:1, "+
 			"as in zip bombs", name, ErrLimitExceeded, f.UncompressedSize64/max(f.CompressedSize64, 1), lim.maxRatio)
 	}
@@ -265,7 +269,7 @@ func checkLink(p *planned, types map[string]MemberType, lim limits) error {
 	if !p.outside || lim.allowOutsideLinks {
 		return nil
 	}
-	if target, ok := lim.recorded[p.name]; ok && target == p.target {
+	if m := lim.manifest[p.name]; m != nil && m.Type == TypeSymlink && m.Target == p.target {
 		return nil
 	}
 	return unsafeMember(p.file.Name, fmt.Sprintf("symbolic link to %q points outside %s; it is restored "+
@@ -292,4 +296,29 @@ func linkLeavesPrefixes(p *planned, types map[string]MemberType, prefixes []stri
 	}
 	resolved := strings.Join(elems, "/")
 	return !hasAllowedPrefix(resolved+"/", prefixes)
+}
+
+// matchManifest checks that the archive holds exactly the manifest's
+// members, each of the recorded type and, for links, target. File data is
+// checked against the recorded SHA-256 while it is extracted.
+func matchManifest(members []planned, manifest map[string]*Member) error {
+	for i := range members {
+		p := &members[i]
+		m := manifest[p.file.Name]
+		switch {
+		case m == nil:
+			return fmt.Errorf("member %q: %w: the backup set's manifest does not list it", p.file.Name, ErrCorrupt)
+		case m.Type != p.typ:
+			return fmt.Errorf("member %q: %w: a %s in the archive, a %s in the manifest",
+				p.file.Name, ErrCorrupt, p.typ, m.Type)
+		case p.typ == TypeSymlink && m.Target != p.target:
+			return fmt.Errorf("member %q: %w: link to %q in the archive, to %q in the manifest",
+				p.file.Name, ErrCorrupt, p.target, m.Target)
+		}
+	}
+	if len(members) != len(manifest) {
+		return fmt.Errorf("%w: the archive has %d members, the backup set's manifest lists %d",
+			ErrCorrupt, len(members), len(manifest))
+	}
+	return nil
 }
