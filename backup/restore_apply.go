@@ -38,6 +38,8 @@ type restorer struct {
 	// relative to the destination, with an os.Root opened on it once it
 	// exists. Opening each directory once keeps every later operation to
 	// a single path element.
+	// NOTE: every directory's descriptor stays open until the restore
+	// ends, so a tree needs as many descriptors as it has directories.
 	dirs map[string]*dirState
 	// writes lists the indexes of the file and link members to write.
 	writes []int
