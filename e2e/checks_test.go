@@ -60,8 +60,8 @@ var installerBackupDirs = []string{
 
 // editConffileLocally inserts localEditMarker as the first line of
 // editedConffile. The first line is part of the file's head
-// comment, which pas-update keeps when it migrates the file; it drops a
-// comment after the last key.
+// comment, which pas-update keeps when it migrates the file. A comment
+// after the last key would be dropped.
 func (l *testLab) editConffileLocally(ctx context.Context) {
 	l.t.Helper()
 	l.inNode(ctx, "sed", "-i", "1i "+localEditMarker, l.editedConffile())

@@ -10,7 +10,7 @@ import (
 
 // Prober measures the availability of an HTTP endpoint from outside, as a
 // client of the simulated core proxy would. It sends one GET every Interval
-// and records when responses with status 200 arrived. The longest time
+// and records when responses with status 200 arrived. The maximum time
 // between two such responses is the downtime a client saw.
 type Prober struct {
 	// URL is the endpoint, such as the core proxy's http://127.0.0.1:PORT/.

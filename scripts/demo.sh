@@ -4,11 +4,11 @@
 #
 #   scripts/demo.sh            (or: make demo)
 #
-# It installs the lab's Debian packages when missing, starts the lab's
-# private Docker engine unless one already responds at DOCKER_HOST, builds
-# the commands, brings up a single-node lab at 4.8.0 (pas-lab up), and runs
-# "pasupgrade-cli upgrade --yes" inside the management node with a config
-# file and a password file. It shows the plan, the progress and the summary,
+# It installs the lab's Debian packages when missing and starts the lab's
+# private Docker engine unless one already responds at DOCKER_HOST. Then it
+# builds the commands, brings up a single-node lab at 4.8.0 (pas-lab up),
+# and runs "pasupgrade-cli upgrade --yes" inside the management node with
+# a config file and a password file. It shows the plan, the progress and the summary,
 # then brings the lab down, also when a step fails or on Ctrl-C. The engine
 # is stopped at the end only when this script started it.
 #
