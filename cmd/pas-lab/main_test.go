@@ -78,6 +78,12 @@ func TestBadInput(t *testing.T) {
 			wantStderr: []string{`invalid lab name "Bad_Name"`},
 		},
 		{
+			name:       "privileged port",
+			args:       []string{"up", "--mgmt-port", "1"},
+			wantCode:   exitUsage,
+			wantStderr: []string{"management port 1 is below", "runs as the pas user"},
+		},
+		{
 			name:       "name ending in a dash",
 			args:       []string{"up", "--name", "lab-"},
 			wantCode:   exitUsage,
@@ -110,6 +116,9 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "privileged port" && unprivilegedPortStart(t) <= 1 {
+				t.Skip("this machine lets any user listen on port 1 (net.ipv4.ip_unprivileged_port_start)")
+			}
 			t.Setenv("DOCKER_HOST", tt.dockerHost)
 			t.Setenv("PASUPGRADE_LAB_DIR", t.TempDir())
 			code, _, stderr := runCLI(t, tt.args...)
@@ -119,6 +128,16 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func unprivilegedPortStart(t *testing.T) int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil {
+		return 1024
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	require.NoError(t, err)
+	return port
 }
 
 func TestDownLeavesForeignDirectory(t *testing.T) {

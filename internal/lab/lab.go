@@ -397,6 +397,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MgmtPort < 0 || o.MgmtPort > 65535 {
 		return o, fmt.Errorf("%w: invalid management port %d: use 1-65535, or 0 for a free port", ErrInvalidOptions, o.MgmtPort)
 	}
+	if lowest := unprivilegedPortStart(); o.MgmtPort != 0 && o.MgmtPort < lowest {
+		return o, fmt.Errorf("%w: management port %d is below %d, and the management simulator runs as "+
+			"the pas user, which cannot listen on it; use a port from %d up, or 0 for a free port",
+			ErrInvalidOptions, o.MgmtPort, lowest, lowest)
+	}
 
 	if o.Dir == "" {
 		o.Dir = DefaultDir(o.Name)
@@ -416,6 +421,21 @@ func (o Options) withDefaults() (Options, error) {
 		o.NodeImage.Logger = o.Logger
 	}
 	return o, nil
+}
+
+// unprivilegedPortStart returns the lowest port that a non-root process
+// may listen on. The nodes share this machine's network namespace, so its
+// sysctl applies to them.
+func unprivilegedPortStart() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil {
+		return 1024
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 1024
+	}
+	return port
 }
 
 // containerName returns the container name of a lab's node.
