@@ -266,7 +266,7 @@ func (m *Manager) clearPassword(ctx context.Context, password string) error {
 	// boolean holds only "true" or "false", so it is no copy even when the
 	// password is one of those words.
 	for _, sel := range found {
-		if !isPASQuestion(sel.Question, secrets) || sel.Type == "boolean" {
+		if !isPASQuestion(sel.Question, secrets) || sel.Type == runner.Redact("boolean", secrets) {
 			continue
 		}
 		if strings.Contains(sel.Value, password) || strings.Contains(sel.Value, "***") {

@@ -24,7 +24,7 @@ func redactedStdout(out string) func(runner.Command) (runner.Result, error) {
 // "admin" in ".../admin-password" or "true", is redacted there too. The
 // answers must still be confirmed and the password found cleared.
 func TestInstallPasswordInsideOtherWords(t *testing.T) {
-	for _, password := range []string{"admin", "true", "password", "security"} {
+	for _, password := range []string{"admin", "true", "password", "security", "e"} {
 		t.Run(password, func(t *testing.T) {
 			fake := runnertest.New(t)
 			fake.Expect("debconf-set-selections")
