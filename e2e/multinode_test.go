@@ -32,6 +32,8 @@ func TestMultiNodeUpgrade(t *testing.T) {
 		ha, coreOnMgmt bool
 	}{
 		{"plain", false, false},
+		{"ha", true, false},
+		{"core on mgmt", false, true},
 		{"ha and core on mgmt", true, true},
 	}
 	for _, tc := range tests {
