@@ -215,31 +215,41 @@ func TestFaultApplyFails(t *testing.T) {
 }
 
 // TestFaultApplyTimesOut makes the config apply of post-upgrade never
-// finish. The step must fail after --apply-timeout with core stopped, and
-// a restore must bring back the pre-upgrade state.
+// finish. The step must fail after --apply-timeout with core stopped. Then
+// either a resumed run, once the hang fault is cleared, must finish the
+// upgrade, or a restore must bring back the pre-upgrade state.
 func TestFaultApplyTimesOut(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Options{Topology: lab.TopologySingle})
-	ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
-	defer cancel()
-	snapshot := l.snapshotBootstrap(ctx)
-	running := l.simState(ctx).Running
+	for _, recovery := range []string{"resume", "restore"} {
+		t.Run(recovery, func(t *testing.T) {
+			t.Parallel()
+			l := startLab(t, lab.Options{Topology: lab.TopologySingle})
+			ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
+			defer cancel()
+			snapshot := l.snapshotBootstrap(ctx)
+			running := l.simState(ctx).Running
 
-	run := l.runCLI(ctx, faultAtStep(l, stepStopCore, `{"kind":"apply_hang"}`),
-		l.upgradeArgs("--apply-timeout", "3s")...)
-	assert.Equal(t, exitStepFailed, run.ExitCode, "exit code of a failed step")
-	assert.Equal(t, pasupgrade.StepPostUpgrade, run.failedStep())
-	assert.Contains(t, run.errorMessage(), "timed out", "the error must say that the apply timed out")
-	l.assertCoreStopped(ctx)
+			run := l.runCLI(ctx, faultAtStep(l, stepStopCore, `{"kind":"apply_hang"}`),
+				l.upgradeArgs("--apply-timeout", "3s")...)
+			assert.Equal(t, exitStepFailed, run.ExitCode, "exit code of a failed step")
+			assert.Equal(t, pasupgrade.StepPostUpgrade, run.failedStep())
+			assert.Contains(t, run.errorMessage(), "timed out", "the error must say that the apply timed out")
+			l.assertCoreStopped(ctx)
 
-	// The simulator keeps the hung apply across restarts of the mgmt
-	// service and rejects every later apply with 409 apply_in_progress, so
-	// --resume cannot finish. The restore removes the simulator's state
-	// together with the pas user.
-	journal, err := pasupgrade.ReadJournal(l.lab.WorkDir())
-	require.NoError(t, err)
-	l.restore(ctx, journal.State.BackupSet)
-	l.assertRestored(ctx, snapshot, running.SHA256)
+			if recovery == "resume" {
+				// The simulator keeps the hung apply running, across
+				// restarts too, and rejects later applies with 409 until
+				// the faults are cleared.
+				l.clearFaults(ctx)
+				l.resume(ctx)
+				return
+			}
+			journal, err := pasupgrade.ReadJournal(l.lab.WorkDir())
+			require.NoError(t, err)
+			l.restore(ctx, journal.State.BackupSet)
+			l.assertRestored(ctx, snapshot, running.SHA256)
+		})
+	}
 }
 
 // assertCoreStopped checks that the core unit is not running.
