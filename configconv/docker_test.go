@@ -333,3 +333,32 @@ func TestDockerRunnerCancelDuringCreate(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Empty(t, leftoverContainers(t, cli), "a container created as the run was cancelled must be removed")
 }
+
+func TestNamesRegistry(t *testing.T) {
+	tests := []struct {
+		ref  string
+		want bool
+	}{
+		{"pas-upgrade-tool:4.9.0", false},
+		{"balasys/pas-upgrade-tool:4.9.0", false},
+		{"registry.example.com/pas/upgrade-tool:4.9.0", true},
+		{"127.0.0.1:5000/pas-upgrade-tool:4.9.0", true},
+		{"localhost/pas-upgrade-tool", true},
+		{"docker.io/library/busybox", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ref, func(t *testing.T) {
+			assert.Equal(t, tt.want, namesRegistry(tt.ref))
+		})
+	}
+}
+
+func TestEnsureImageWithoutRegistryDoesNotPull(t *testing.T) {
+	cli := dockerClient(t)
+	runner := &DockerRunner{Client: cli, Image: testPrefix + "-absent:0", NamePrefix: testPrefix}
+
+	err := runner.EnsureImage(context.Background())
+	require.ErrorIs(t, err, ErrNoRegistry)
+	assert.Contains(t, err.Error(), testPrefix+"-absent:0")
+	assert.Contains(t, err.Error(), "docker load")
+}

@@ -21,6 +21,10 @@ var (
 	// ErrNoImageAccess is a pull that the registry denied with the stored
 	// credentials, or of an image it does not have.
 	ErrNoImageAccess = errors.New("no access to the image")
+	// ErrNoRegistry is a missing image whose reference names no registry
+	// host. Pulling it would go to Docker Hub, where the vendor's tool is
+	// not published, so the runner does not try.
+	ErrNoRegistry = errors.New("image reference names no registry")
 )
 
 // HasImage reports whether the engine has the runner's image, without
@@ -56,6 +60,11 @@ func (d *DockerRunner) EnsureImage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !namesRegistry(ref) {
+		return fmt.Errorf("image %s is not on the Docker engine and %w; load the vendor's image "+
+			"with 'docker load', or set the tool image to REGISTRY/NAME:TAG so it can be pulled",
+			ref, ErrNoRegistry)
+	}
 	credentials := d.Credentials
 	if credentials == nil {
 		credentials = DockerConfig{}
@@ -87,6 +96,17 @@ func (d *DockerRunner) EnsureImage(ctx context.Context) error {
 	}
 	return fmt.Errorf("pulling %s: %w as %s on %s (%v); check the image name and that this account may pull it",
 		ref, ErrNoImageAccess, auth.Username, host, err)
+}
+
+// namesRegistry reports whether ref starts with a registry host, using the
+// rule of the Docker CLI: the first path component is a host when it
+// contains a dot or a colon, or is "localhost".
+func namesRegistry(ref string) bool {
+	first, _, found := strings.Cut(ref, "/")
+	if !found {
+		return false
+	}
+	return strings.ContainsAny(first, ".:") || first == "localhost"
 }
 
 // progressMessage is one line of the engine's pull or push progress
