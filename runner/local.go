@@ -56,12 +56,18 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 	if base == nil {
 		base = os.Environ()
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// A non-interactive command gets a session of its own, so it has
+		// no controlling terminal: a maintainer script that opens /dev/tty
+		// fails at once instead of waiting for the operator.
+		Setsid: !c.Interactive,
+	}
 	if c.User != "" {
 		cred, env, err := loginCredential(c.User)
 		if err != nil {
 			return Result{}, err
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.SysProcAttr.Credential = cred
 		base = env
 	}
 	cmd.Env = MergeEnv(base, c.Env)

@@ -182,3 +182,13 @@ func TestLocalRunAsOtherUser(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "nobody /nonexistent nobody\n", string(res.Stdout))
 }
+
+func TestLocalRunHasNoControllingTerminal(t *testing.T) {
+	// Opening /dev/tty fails with ENXIO for a process without a
+	// controlling terminal, whether or not the test itself has one.
+	res, err := (&runner.Local{}).Run(context.Background(), runner.Command{
+		Argv: []string{"sh", "-c", "if (exec </dev/tty) 2>/dev/null; then echo tty; else echo none; fi"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "none\n", string(res.Stdout))
+}
