@@ -38,6 +38,25 @@ func TestConvert(t *testing.T) {
 			asked:  []string{"legacy_hosts"},
 		},
 		{
+			name: "block scalar text is not a key",
+			input: "pas_config_version: 4.8.0\nnotes: |\n  legacy_mode: on\n\n  more\nlegacy_x: >-\n" +
+				"  legacy_y: folded\nnext: 1\n",
+			output: "pas_config_version: 4.9.0\nnotes: |\n  legacy_mode: on\n\n  more\nnext: 1\n",
+			asked:  []string{"legacy_x"},
+		},
+		{
+			name:   "block scalar item text is not a key",
+			input:  "pas_config_version: 4.8.0\nrules:\n  - |\n    legacy_rule: x\n  - name: b\n",
+			output: "pas_config_version: 4.9.0\nrules:\n  - |\n    legacy_rule: x\n  - name: b\n",
+		},
+		{
+			name: "legacy key first in a sequence item",
+			input: "pas_config_version: 4.8.0\nservices:\n  - legacy_name: a\n    port: 1\n" +
+				"  - legacy_only:\n      x: 1\n  - name: c\n",
+			output: "pas_config_version: 4.9.0\nservices:\n  - port: 1\n  - {}\n  - name: c\n",
+			asked:  []string{"legacy_name", "legacy_only"},
+		},
+		{
 			name:   "two legacy keys",
 			input:  "pas_config_version: 4.8.0\nlegacy_a: 1\nb: 2\nlegacy_c: {x: 1}\n",
 			output: "pas_config_version: 4.9.0\nb: 2\n",
