@@ -36,7 +36,9 @@
 // and the journal. RunConfig.Resume continues after the last completed step;
 // that step's Done check runs first, and the step runs again when its work
 // is gone. Steps are safe to repeat, so a step that was interrupted midway
-// simply runs again.
+// simply runs again. A run without Resume fails with ErrUnfinishedRun while
+// the journal records an unfinished run, even one killed between two steps,
+// so that its backup set stays recorded.
 //
 // RunConfig.DryRun runs the same steps against DryRunDeps: reads reach the
 // node, changes are reported as EventWould lines (file edits with a line

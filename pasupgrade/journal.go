@@ -119,6 +119,16 @@ func (j *Journal) interrupted() string {
 	return ""
 }
 
+// stoppedAt describes where an unfinished run stopped: at the step that was
+// running or failed, or after the last step done when it was killed
+// between two steps.
+func (j *Journal) stoppedAt() string {
+	if id := j.interrupted(); id != "" {
+		return "at step " + id
+	}
+	return "after step " + j.lastDone()
+}
+
 // matches reports whether plan has the journal's steps, in order.
 func (j *Journal) matches(plan *Plan) error {
 	ids := make([]string, len(j.Plan))

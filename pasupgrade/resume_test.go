@@ -2,6 +2,7 @@ package pasupgrade_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pasops/pasupgrade/pasupgrade"
+	"github.com/pasops/pasupgrade/pasupgrade/pasupgradetest"
 )
 
 // stepStart is where a step's changes begin in the log of a full run.
@@ -234,4 +236,67 @@ func TestInterruptedStepRunsAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ran, "the interrupted step runs again")
 	assert.Equal(t, "run[pas] pas-storage-update", sys.Log()[0])
+}
+
+// killBetweenSteps runs plan until the change failing fails its step, then
+// drops that step's record from the journal. The journal is then as a kill
+// before that step leaves it: every recorded step done, the run unfinished.
+func killBetweenSteps(t *testing.T, plan *pasupgrade.Plan, sys *pasupgradetest.System, failing string) []byte {
+	t.Helper()
+	sys.FailOn(failing, errors.New("injected failure"))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+
+	path := filepath.Join(plan.Options.WorkDir, pasupgrade.JournalFile)
+	var j map[string]any
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &j))
+	steps := j["steps"].([]any)
+	j["steps"] = steps[:len(steps)-1]
+	data, err = json.Marshal(j)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+	return data
+}
+
+func TestFreshRunRefusesJournalOfKilledRun(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	before := killBetweenSteps(t, plan, sys, "run[pas] pas-mgmt-update")
+
+	sys.ResetLog()
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.ErrorIs(t, err, pasupgrade.ErrUnfinishedRun)
+	assert.Contains(t, err.Error(), "stopped after step update-core")
+	assert.Contains(t, err.Error(), "/var/backups/pasupgrade/set-1")
+	assert.Empty(t, sys.Log(), "the refused run changes nothing")
+
+	after, err := os.ReadFile(filepath.Join(plan.Options.WorkDir, pasupgrade.JournalFile))
+	require.NoError(t, err)
+	assert.JSONEq(t, string(before), string(after), "the refused run keeps the journal")
+}
+
+func TestFreshRunRefusesUnreadableJournal(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	path := filepath.Join(plan.Options.WorkDir, pasupgrade.JournalFile)
+	require.NoError(t, os.WriteFile(path, []byte("{not json"), 0o644))
+
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "move it away")
+	assert.Empty(t, sys.Log())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "{not json", string(data))
+}
+
+func TestResumeWithoutStartedStepRunsPreflight(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	sys.Uid = "1000"
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.ErrorIs(t, err, pasupgrade.ErrPreflightFailed)
+
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{Resume: true})
+	require.ErrorIs(t, err, pasupgrade.ErrPreflightFailed)
+	assert.Empty(t, sys.Log(), "a resume with no step done checks before it changes anything")
 }

@@ -105,9 +105,11 @@ func (e *PreflightError) Error() string {
 func (e *PreflightError) Unwrap() error { return ErrPreflightFailed }
 
 // Run runs plan against deps: it takes the work directory's lock, runs the
-// preflight checks (not when resuming), calls cfg.Confirm, and runs each step
-// in order, writing the journal after every step. It stops at the first
-// failing step and returns a *StepError. A finished run returns its summary,
+// preflight checks (not when resuming a run that started a step), calls
+// cfg.Confirm, and runs each step in order, writing the journal after every
+// step. It stops at the first failing step and returns a *StepError. A fresh
+// run refuses, with ErrUnfinishedRun, a journal whose run started a step and
+// did not finish. A finished run returns its summary,
 // which is also sent as an EventSummary.
 func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, error) {
 	if err := plan.Validate(); err != nil {
@@ -135,7 +137,9 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 		return nil, err
 	}
 
-	if !cfg.Resume {
+	// A resumed run whose journal records no started step has changed
+	// nothing yet, so it checks the node as a fresh run does.
+	if !cfg.Resume || len(r.journal.Steps) == 0 {
 		report := preflight(ctx, plan, r.env)
 		if len(report.Failed()) > 0 {
 			return nil, &PreflightError{Report: report}
@@ -201,9 +205,16 @@ func (r *run) openJournal() error {
 		return nil
 	}
 	if !r.cfg.DryRun && journalExists(dir) {
-		if old, err := ReadJournal(dir); err == nil && old.Finished == nil && old.interrupted() != "" {
-			return fmt.Errorf("%w: the %s recorded in %s stopped at step %s; resume it with --resume, or restore from backup set %s",
-				ErrUnfinishedRun, old.Kind, old.path, old.interrupted(), old.State.BackupSet)
+		// A run killed between two steps leaves a journal whose steps
+		// are all done: it is unfinished too, and replacing it would
+		// lose the backup set and the way to resume.
+		old, err := ReadJournal(dir)
+		if err != nil {
+			return err
+		}
+		if old.Finished == nil && len(old.Steps) > 0 {
+			return fmt.Errorf("%w: the %s recorded in %s stopped %s; resume it with --resume, or restore from backup set %s",
+				ErrUnfinishedRun, old.Kind, old.path, old.stoppedAt(), old.State.BackupSet)
 		}
 	}
 	r.journal = &Journal{
