@@ -53,7 +53,10 @@ func editManifest(t *testing.T, dir string, edit func(*Manifest)) {
 }
 
 func TestVerifyNamesFirstDifference(t *testing.T) {
-	const htpass = "opt/balasys/etc/mgmt/users.htpass"
+	const (
+		htpass     = "opt/balasys/etc/mgmt/users.htpass"
+		activeLink = "opt/balasys/etc/mgmt/active.yml"
+	)
 	tests := []struct {
 		name     string
 		damage   func(t *testing.T, set *Set)
@@ -87,6 +90,20 @@ func TestVerifyNamesFirstDifference(t *testing.T) {
 			},
 			wantErr:  ErrMismatch,
 			wantText: "has mode",
+		},
+		{
+			name: "link target changed in manifest",
+			damage: func(t *testing.T, set *Set) {
+				editManifest(t, set.Dir, func(m *Manifest) {
+					for i := range m.Members {
+						if m.Members[i].Name == activeLink {
+							m.Members[i].Target = "/etc/shadow"
+						}
+					}
+				})
+			},
+			wantErr:  ErrMismatch,
+			wantText: `member "` + activeLink + `" links to "config.yml"`,
 		},
 		{
 			name: "archive missing",
