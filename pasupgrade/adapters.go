@@ -197,20 +197,20 @@ func (m MgmtAPI) Apply(ctx context.Context, timeout time.Duration) error {
 	})
 }
 
-// withLogin runs call, logging in first when the client has no session.
+// withLogin runs call, and logs in and runs it again when the client had
+// no session or the server rejected its token. Only the mgmtapi sentinels
+// count: a Docker registry's "not logged in", which a node's reload message
+// may quote, is no management session, and a config apply must not run
+// twice for it.
 func (m MgmtAPI) withLogin(ctx context.Context, call func() error) error {
 	err := call()
-	if !errors.Is(err, mgmtapi.ErrUnauthorized) && !errors.Is(err, configconv.ErrNotLoggedIn) && !isNotLoggedIn(err) {
+	if !errors.Is(err, mgmtapi.ErrUnauthorized) && !errors.Is(err, mgmtapi.ErrNotLoggedIn) {
 		return err
 	}
 	if err := m.Login(ctx); err != nil {
 		return fmt.Errorf("logging in to the management API: %w", err)
 	}
 	return call()
-}
-
-func isNotLoggedIn(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "not logged in")
 }
 
 // ConfigconvTool is the UpgradeTool of the configconv package: pre-upgrade

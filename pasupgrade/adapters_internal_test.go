@@ -1,12 +1,18 @@
 package pasupgrade
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pasops/pasupgrade/backup"
+	"github.com/pasops/pasupgrade/configconv"
+	"github.com/pasops/pasupgrade/mgmtapi"
+	"github.com/pasops/pasupgrade/mgmtapi/mgmtapitest"
 )
 
 func TestOwnerMapGivesOldPASIDsToNewUser(t *testing.T) {
@@ -39,4 +45,41 @@ func TestOwnerMapGivesOldPASIDsToNewUser(t *testing.T) {
 func TestOwnerMapKeepsRootTree(t *testing.T) {
 	assert.Nil(t, ownerMap([]backup.Member{{Name: "opt/balasys/etc/", UID: 0}}, 1001, 1002))
 	assert.Nil(t, ownerMap(nil, 1001, 1002))
+}
+
+func TestWithLoginKeepsOtherNotLoggedInErrors(t *testing.T) {
+	srv := mgmtapitest.Start(t, mgmtapitest.Options{
+		StateDir: t.TempDir(), Users: map[string]string{"admin": "s3cret-Pa55"},
+	})
+	client, err := mgmtapi.New(srv.URL)
+	require.NoError(t, err)
+	api := MgmtAPI{Client: client, Password: "s3cret-Pa55"}
+
+	// A node's reload message, or the upgrade tool's Docker pull, may say
+	// "not logged in" about a registry: that is no management session
+	// to renew, and a config apply must not run a second time for it.
+	for _, failure := range []error{
+		errors.New("config apply 7 failed on nodes core-1 (FAILED: pulling the image: not logged in to registry.example)"),
+		fmt.Errorf("pulling the tool's image: %w", configconv.ErrNotLoggedIn),
+	} {
+		calls := 0
+		err := api.withLogin(context.Background(), func() error {
+			calls++
+			return failure
+		})
+		assert.Equal(t, 1, calls, "calls for %q", failure)
+		assert.Equal(t, failure, err)
+	}
+
+	// A call made before any login logs in and runs again.
+	calls := 0
+	err = api.withLogin(context.Background(), func() error {
+		calls++
+		if calls == 1 {
+			return fmt.Errorf("reading the status: %w", mgmtapi.ErrNotLoggedIn)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 2, calls)
 }
