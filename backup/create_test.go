@@ -318,3 +318,21 @@ func TestCreateCancelledLeavesNoSet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries)
 }
+
+func TestCreateRejectsNameRestoreRejects(t *testing.T) {
+	root := sampleRoot(t)
+	odd := filepath.Join(root, `opt/balasys/etc/mgmt/odd\name.yml`)
+	require.NoError(t, os.WriteFile(odd, []byte("a: 1\n"), 0o644))
+	dir := filepath.Join(t.TempDir(), "backups")
+
+	_, err := Create(context.Background(), Options{Root: root, Dir: dir})
+
+	require.ErrorIs(t, err, ErrUnsafeArchive)
+	assert.Contains(t, err.Error(), `/opt/balasys/etc/mgmt/odd\name.yml`)
+	assert.Contains(t, err.Error(), "rename")
+	entries, err := os.ReadDir(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		require.NoError(t, err)
+		assert.Empty(t, entries, "a set was written")
+	}
+}

@@ -94,6 +94,12 @@ func walk(root *os.Root, name string, info fs.FileInfo, entries []entry, warning
 			name, typeName(info.Mode())))
 		return entries, warnings, nil
 	}
+	// Restore rejects the whole archive for one such name, so a set
+	// holding it could never be restored.
+	if err := checkName(e.name); err != nil {
+		return nil, nil, fmt.Errorf("backing up /%s: %w: restore rejects this name, "+
+			"so rename the file and run the backup again", name, err)
+	}
 	entries = append(entries, e)
 	if e.typ != TypeDir {
 		return entries, warnings, nil

@@ -2,6 +2,8 @@ package backup
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -103,7 +105,7 @@ func TestVerifyNamesFirstDifference(t *testing.T) {
 				})
 			},
 			wantErr:  ErrMismatch,
-			wantText: `member "` + activeLink + `" links to "config.yml"`,
+			wantText: `member "` + activeLink + `": corrupt archive member: link to "config.yml"`,
 		},
 		{
 			name: "archive missing",
@@ -179,4 +181,28 @@ func TestListShowsSets(t *testing.T) {
 	assert.Equal(t, filepath.Base(second.Dir), sets[2].Name)
 	assert.Equal(t, TopologyMulti, sets[2].Topology)
 	assert.NotEqual(t, sets[1].Name, sets[2].Name, "two sets in one second get distinct names")
+}
+
+func TestVerifyRejectsUnrestorableSet(t *testing.T) {
+	const name = `opt/balasys/etc/odd\name.yml`
+	const content = "a: 1\n"
+	set := createSet(t, sampleRoot(t), TopologySingle)
+	writeTestZip(t, set.ArchivePath(), []testMember{{name: name, data: content}})
+	archive, err := os.ReadFile(set.ArchivePath())
+	require.NoError(t, err)
+	editManifest(t, set.Dir, func(m *Manifest) {
+		contentSum := sha256.Sum256([]byte(content))
+		m.Members = []Member{{Name: name, Type: TypeFile, Mode: 0o644,
+			UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+			Size: int64(len(content)), SHA256: hex.EncodeToString(contentSum[:])}}
+		archiveSum := sha256.Sum256(archive)
+		m.Archive = FileRecord{Name: ArchiveName, Size: int64(len(archive)),
+			SHA256: hex.EncodeToString(archiveSum[:])}
+	})
+
+	err = Verify(context.Background(), set.Dir)
+
+	require.ErrorIs(t, err, ErrMismatch)
+	assert.Contains(t, err.Error(), "restore would reject")
+	assert.Contains(t, err.Error(), "name contains a backslash")
 }
