@@ -41,6 +41,12 @@ type planFlags struct {
 	dryRun       bool
 	yes          bool
 	resume       bool
+
+	// restoreSet is the --backup of plan and preflight, which also have
+	// the upgrade's --backup-dir. It is kept apart from backupDir so that
+	// a backup-dir setting in the config file does not replace it.
+	restoreSet     string
+	restoreSetFlag bool
 }
 
 // addPlanFlags adds the flags every plan command shares. restore is set for
@@ -74,6 +80,14 @@ func addPlanFlags(cmd *cobra.Command, f *planFlags, restore bool) {
 	flags.BoolVar(&f.dryRun, "dry-run", false, "print every command, file change and API call that would happen, and change nothing")
 	flags.BoolVar(&f.yes, "yes", false, "do not ask for confirmation before the first change")
 	flags.BoolVar(&f.resume, "resume", false, "continue the run recorded in the work directory's journal")
+}
+
+// addRestoreFlags adds --restore and --backup to plan and preflight, whose
+// other flags are the upgrade's.
+func addRestoreFlags(cmd *cobra.Command, f *planFlags, restore *bool, usage string) {
+	cmd.Flags().BoolVar(restore, "restore", false, usage)
+	cmd.Flags().StringVar(&f.restoreSet, "backup", "", "backup set `DIR` of the restore (with --restore)")
+	f.restoreSetFlag = true
 }
 
 // loadConfigFile applies the --config file to every flag of cmd that was not
@@ -194,6 +208,14 @@ func (f *planFlags) upgradePath() pasupgrade.UpgradePath {
 func (f *planFlags) buildPlan(cmd *cobra.Command, a *app, restore bool) (*pasupgrade.Plan, error) {
 	if err := loadConfigFile(cmd, f.config); err != nil {
 		return nil, err
+	}
+	if f.restoreSetFlag {
+		switch {
+		case restore:
+			f.backupDir = f.restoreSet
+		case f.restoreSet != "":
+			return nil, usageErrorf("--backup names the backup set to restore: add --restore, or give --backup-dir for the upgrade's backup")
+		}
 	}
 	opts, err := f.options(a, restore)
 	if err != nil {

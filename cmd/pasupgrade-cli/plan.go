@@ -25,8 +25,8 @@ from the node and changes nothing. The ids are what --resume reports and
 what library users insert their own steps around.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if restore && f.backupDir == "" {
-				f.backupDir = "/var/backups/pasupgrade/BACKUP-SET"
+			if restore && f.restoreSet == "" {
+				f.restoreSet = "/var/backups/pasupgrade/BACKUP-SET"
 			}
 			plan, err := f.buildPlan(cmd, a, restore)
 			if err != nil {
@@ -52,7 +52,6 @@ what library users insert their own steps around.`,
 		},
 	}
 	addPlanFlags(cmd, &f, false)
-	cmd.Flags().BoolVar(&restore, "restore", false, "print the restore plan instead of the upgrade plan")
-	cmd.Flags().StringVar(&f.backupDir, "backup", "", "backup set `DIR` the restore plan reads (with --restore)")
+	addRestoreFlags(cmd, &f, &restore, "print the restore plan instead of the upgrade plan")
 	return cmd
 }

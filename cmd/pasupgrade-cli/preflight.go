@@ -46,8 +46,7 @@ the core component is stopped. It exits with code 3 when a check fails;
 		},
 	}
 	addPlanFlags(cmd, &f, false)
-	cmd.Flags().BoolVar(&restore, "restore", false, "run the restore's checks instead of the upgrade's")
-	cmd.Flags().StringVar(&f.backupDir, "backup", "", "backup set `DIR` of the restore (with --restore)")
+	addRestoreFlags(cmd, &f, &restore, "run the restore's checks instead of the upgrade's")
 	return cmd
 }
 

@@ -244,3 +244,27 @@ func TestMissingWorkDirNamesFix(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, "install -d -o pas -g pas "+dir)
 }
+
+func TestRestoreBackupFlagOverridesConfig(t *testing.T) {
+	sys := fakeNode(t)
+	set := "/var/backups/pasupgrade/set-7"
+	sys.AddBackupSet(set)
+	// One config file serves upgrade and restore, so it may name the
+	// upgrade's backup directory; --backup names the set to restore.
+	config := filepath.Join(t.TempDir(), "pasupgrade.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("backup-dir: /srv/other-backups\n"), 0o600))
+
+	for _, command := range [][]string{{"preflight", "--restore"}, {"plan", "--restore", "--json"}} {
+		args := append(command, "--backup", set, "--config", config)
+		code, out, errOut := runCLI(t, runArgs(t, args...)...)
+		assert.NotContains(t, out+errOut, "/srv/other-backups", "%v", command)
+		if command[0] == "preflight" {
+			assert.Equal(t, exitOK, code, "%v: %s%s", command, out, errOut)
+			assert.Regexp(t, `PASS\s+backup-set`, out+errOut)
+		}
+	}
+
+	code, _, errOut := runCLI(t, runArgs(t, "preflight", "--backup", set)...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "add --restore")
+}
