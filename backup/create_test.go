@@ -336,3 +336,29 @@ func TestCreateRejectsNameRestoreRejects(t *testing.T) {
 		assert.Empty(t, entries, "a set was written")
 	}
 }
+
+func TestCreateRejectsNameNotUTF8(t *testing.T) {
+	for name, setup := range map[string]func(root string) string{
+		"file name": func(root string) string {
+			path := filepath.Join(root, "opt/balasys/etc/mgmt/caf\xe9.yml")
+			require.NoError(t, os.WriteFile(path, []byte("a: 1\n"), 0o644))
+			return "caf\\xe9.yml"
+		},
+		"link target": func(root string) string {
+			require.NoError(t, os.Symlink("caf\xe9.yml", filepath.Join(root, "opt/balasys/etc/mgmt/cafe.yml")))
+			return "cafe.yml"
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := sampleRoot(t)
+			wantText := setup(root)
+			dir := filepath.Join(t.TempDir(), "backups")
+
+			_, err := Create(context.Background(), Options{Root: root, Dir: dir})
+
+			require.ErrorIs(t, err, ErrUnsafeArchive)
+			assert.Contains(t, err.Error(), wantText)
+			assert.Contains(t, err.Error(), "UTF-8")
+		})
+	}
+}

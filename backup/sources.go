@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Paths of the bootstrap configuration that the guide's backup step lists,
@@ -94,11 +95,8 @@ func walk(root *os.Root, name string, info fs.FileInfo, entries []entry, warning
 			name, typeName(info.Mode())))
 		return entries, warnings, nil
 	}
-	// Restore rejects the whole archive for one such name, so a set
-	// holding it could never be restored.
-	if err := checkName(e.name); err != nil {
-		return nil, nil, fmt.Errorf("backing up /%s: %w: restore rejects this name, "+
-			"so rename the file and run the backup again", name, err)
+	if err := checkStorable(&e); err != nil {
+		return nil, nil, fmt.Errorf("backing up /%s: %w: rename the file and run the backup again", name, err)
 	}
 	entries = append(entries, e)
 	if e.typ != TypeDir {
@@ -121,6 +119,24 @@ func walk(root *os.Root, name string, info fs.FileInfo, entries []entry, warning
 		}
 	}
 	return entries, warnings, nil
+}
+
+// checkStorable rejects an object that would make the set unrestorable.
+// Restore rejects a whole archive for one name it rejects, and the JSON
+// manifest replaces bytes that are not UTF-8, so a name or link target
+// with such bytes would not match its manifest entry.
+func checkStorable(e *entry) error {
+	if err := checkName(e.name); err != nil {
+		return fmt.Errorf("%w, which restore rejects", err)
+	}
+	if !utf8.ValidString(e.name) {
+		return unsafeMember(e.name, "name is not valid UTF-8, which the manifest cannot record")
+	}
+	if !utf8.ValidString(e.target) {
+		return unsafeMember(e.name, fmt.Sprintf("symbolic link target %q is not valid UTF-8, "+
+			"which the manifest cannot record", e.target))
+	}
+	return nil
 }
 
 func readDir(root *os.Root, name string) ([]fs.DirEntry, error) {
