@@ -102,6 +102,12 @@ type Options struct {
 	// NodeImage builds the node image when the engine does not have it.
 	NodeImage NodeImage
 
+	// PreparedImages starts the management node from a committed image
+	// with PAS 4.8.0 installed (see PreparedImageRepository), and commits
+	// that image after the first installation when the engine lacks it.
+	// Only the admin password, ports and units are then set per lab.
+	PreparedImages bool
+
 	// Logger receives progress. Nil discards it.
 	Logger *slog.Logger
 }

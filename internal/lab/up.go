@@ -124,6 +124,7 @@ type upper struct {
 	lab      *Lab
 	password string
 	nodes    map[string]*Node
+	prepared preparedState
 }
 
 func (u *upper) run(ctx context.Context) error {
@@ -212,9 +213,16 @@ func (u *upper) buildSystemctl(ctx context.Context) error {
 // systemctl stand-in with its node configuration.
 func (u *upper) startNode(ctx context.Context, name, role string) (*Node, *LabNode, error) {
 	l := u.lab
+	image := l.NodeImage
+	if role == "mgmt" {
+		var err error
+		if image, err = u.mgmtImage(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	node, err := StartNode(ctx, u.cli, NodeOptions{
 		Name:    containerName(l.Name, name),
-		Image:   l.NodeImage,
+		Image:   image,
 		WorkDir: l.Dir,
 		Labels:  map[string]string{LabelLab: l.Name, LabelRole: role, LabelToolImage: l.ToolImage},
 	})
@@ -265,11 +273,7 @@ func (u *upper) upMgmt(ctx context.Context) error {
 		return err
 	}
 
-	u.opts.Logger.Info("installing PAS 4.8.0", "node", info.Name, "packages", info.Packages)
-	if err := u.preseedPassword(ctx, node); err != nil {
-		return err
-	}
-	if err := u.dpkgInstall(ctx, node, info.Packages); err != nil {
+	if err := u.installMgmt(ctx, node, info.Packages); err != nil {
 		return err
 	}
 	if err := configurePorts(ctx, node, info.Ports, l.StatusFile(), u.opts.EnableControl); err != nil {
