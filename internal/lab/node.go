@@ -240,26 +240,56 @@ func (n *Node) CopyFile(ctx context.Context, hostPath, nodePath string, mode os.
 	return n.WriteFile(ctx, nodePath, data, mode)
 }
 
-// ReadFile returns the content of nodePath inside the node.
+// maxSymlinks is how many symbolic links ReadFile follows before it gives
+// up on a loop: Linux's limit (MAXSYMLINKS in fs/namei.c).
+const maxSymlinks = 40
+
+// ReadFile returns the content of nodePath inside the node, following
+// symbolic links.
 func (n *Node) ReadFile(ctx context.Context, nodePath string) ([]byte, error) {
+	target := nodePath
+	for range maxSymlinks {
+		data, link, err := n.readEntry(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s from node %s: %w", nodePath, n.Name, err)
+		}
+		if link == "" {
+			return data, nil
+		}
+		// The engine's copy API returns a link itself, not its target.
+		if !path.IsAbs(link) {
+			link = path.Join(path.Dir(target), link)
+		}
+		target = link
+	}
+	return nil, fmt.Errorf("reading %s from node %s: more than %d symbolic links", nodePath, n.Name, maxSymlinks)
+}
+
+// readEntry returns the content of the regular file at nodePath, or the
+// target of the symbolic link there.
+func (n *Node) readEntry(ctx context.Context, nodePath string) ([]byte, string, error) {
 	rc, _, err := n.cli.CopyFromContainer(ctx, n.ID, nodePath)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s from node %s: %w", nodePath, n.Name, err)
+		return nil, "", err
 	}
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	hdr, err := tr.Next()
 	if err != nil {
-		return nil, fmt.Errorf("reading %s from node %s: %w", nodePath, n.Name, err)
+		return nil, "", err
 	}
-	if hdr.Typeflag != tar.TypeReg {
-		return nil, fmt.Errorf("reading %s from node %s: not a regular file", nodePath, n.Name)
+	switch hdr.Typeflag {
+	case tar.TypeSymlink:
+		return nil, hdr.Linkname, nil
+	case tar.TypeReg:
+	default:
+		return nil, "", errors.New("not a regular file")
 	}
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(tr); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), "", nil
 }
 
 // Remove kills and removes the container with its anonymous volumes. It is

@@ -219,6 +219,19 @@ func testNodeFiles(t *testing.T, node *Node, _ client.APIClient) {
 	require.NoError(t, err)
 	assert.Equal(t, "640 root\n", string(res.Stdout))
 
+	// ReadFile follows absolute and relative symbolic links, also chained.
+	_, err = node.Run(ctx, runner.Command{Argv: []string{"sh", "-c",
+		"ln -s /opt/lab-test/deep/file.txt /opt/lab-test/absolute && ln -s deep/file.txt /opt/lab-test/relative" +
+			" && ln -s relative /opt/lab-test/chained && ln -s loop /opt/lab-test/loop"}})
+	require.NoError(t, err)
+	for _, link := range []string{"absolute", "relative", "chained"} {
+		got, err := node.ReadFile(ctx, "/opt/lab-test/"+link)
+		require.NoError(t, err, link)
+		assert.Equal(t, "content\n", string(got), link)
+	}
+	_, err = node.ReadFile(ctx, "/opt/lab-test/loop")
+	assert.Error(t, err, "a link to itself must fail, not loop")
+
 	// The work directory is the same directory inside and outside.
 	_, err = node.Run(ctx, runner.Command{Argv: []string{"sh", "-c", "echo from-node > " + node.WorkDir + "/probe"}})
 	require.NoError(t, err)
