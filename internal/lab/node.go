@@ -241,7 +241,7 @@ func (n *Node) CopyFile(ctx context.Context, hostPath, nodePath string, mode os.
 }
 
 // maxSymlinks is how many symbolic links ReadFile follows before it gives
-// up on a loop: Linux's limit (MAXSYMLINKS in fs/namei.c).
+// up on a loop: Linux's limit (MAXSYMLINKS, 40).
 const maxSymlinks = 40
 
 // ReadFile returns the content of nodePath inside the node, following
