@@ -97,6 +97,9 @@ func (o Options) Validate(restore bool) error {
 	if restore && underPASHome(o.WorkDir) {
 		problems = append(problems, fmt.Sprintf("work directory %q is inside %s, which restore deletes: choose a directory outside it", o.WorkDir, PASHome))
 	}
+	if restore && underPASHome(o.DebDir) {
+		problems = append(problems, fmt.Sprintf("directory of .deb files %q is inside %s, which restore deletes before it reinstalls the packages: copy them to a directory outside it", o.DebDir, PASHome))
+	}
 	if restore && o.BackupDir == "" {
 		problems = append(problems, "restore needs the backup set: set backup-dir")
 	}

@@ -201,6 +201,21 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
+func TestRestoreRejectsDebDirInPASHome(t *testing.T) {
+	opts := options(pasupgrade.TopologySingle, false, false)
+	opts.WorkDir = "/srv/upgrade"
+	opts.BackupDir = "/var/backups/pasupgrade/set-7"
+	opts.DebDir = "/opt/balasys/pas-4.8.0"
+
+	// remove-pas-user deletes the pas home before reinstall-packages
+	// reads the 4.8.0 packages from it.
+	err := opts.Validate(true)
+	require.ErrorIs(t, err, pasupgrade.ErrInvalidOptions)
+	assert.Contains(t, err.Error(), `directory of .deb files "/opt/balasys/pas-4.8.0"`)
+
+	require.NoError(t, opts.Validate(false), "the upgrade installs before anything is deleted")
+}
+
 func TestStepOutputKeptForFailure(t *testing.T) {
 	plan, sys := prepare(t, planCases()[0])
 	sys.FailOn("run[pas] pas-storage-checkconfig", errors.New("config.yml: line 3: invalid key "+password))
