@@ -375,9 +375,22 @@ func (r *restorer) undo() error {
 			errs = append(errs, err)
 		}
 	}
+	// Each directory is removed through its parent's open root, which
+	// needs no new descriptor, and its own root is closed once it is gone.
+	// The restore may have failed because it ran out of descriptors.
 	for _, d := range slices.Backward(r.created) {
-		if err := r.root.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		var err error
+		if parent := r.dirs[path.Dir(d)]; parent != nil && parent.root != nil {
+			err = parent.root.Remove(path.Base(d))
+		} else {
+			err = r.root.Remove(d)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
+		}
+		if state := r.dirs[d]; state != nil && state.root != nil {
+			state.root.Close()
+			state.root = nil
 		}
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -410,4 +411,35 @@ func TestRestoreReportsProgress(t *testing.T) {
 	assert.Equal(t, last.TotalFiles, last.Files)
 	assert.Equal(t, report.Bytes, last.Bytes)
 	assert.Equal(t, last.TotalBytes, last.Bytes)
+}
+
+func TestRestoreOutOfDescriptorsUndoes(t *testing.T) {
+	members := []testMember{{name: "opt/balasys/etc/", mode: os.ModeDir | 0o755}}
+	for i := range 200 {
+		dir := "opt/balasys/etc/d" + strconv.Itoa(i) + "/"
+		members = append(members, testMember{name: dir, mode: os.ModeDir | 0o755},
+			testMember{name: dir + "f.yml", data: "a: 1\n"})
+	}
+	zipPath := filepath.Join(t.TempDir(), "many-dirs.zip")
+	writeTestZip(t, zipPath, members)
+	dest := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dest, "keep"), []byte("keep\n"), 0o644))
+	before := snapshot(t, dest)
+
+	// A soft limit of 100 descriptors more than are open now lets the
+	// restore open about half of its directories.
+	open, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	var saved syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved))
+	lowered := saved
+	lowered.Cur = uint64(len(open) + 100)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lowered))
+	_, err = Restore(context.Background(), zipPath, RestoreOptions{Root: dest})
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved))
+
+	require.ErrorIs(t, err, syscall.EMFILE)
+	assert.Contains(t, err.Error(), "nothing was kept")
+	assert.NotContains(t, err.Error(), "removing what was written")
+	assert.Equal(t, before, snapshot(t, dest))
 }
