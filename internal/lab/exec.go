@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -22,8 +21,8 @@ const killGrace = 5 * time.Second
 // Run implements runner.Runner by running c inside the node through the
 // exec API. c.User runs the command as that account, with the uid, gid
 // and groups of the node's /etc/passwd and /etc/group. HOME, USER,
-// LOGNAME, SHELL and PATH are then set as a login sets them, and c.Env is
-// added on top.
+// LOGNAME, SHELL and PATH are then set as a login sets them, LANG to the
+// node's C.UTF-8, and c.Env is added on top.
 //
 // An Interactive command runs on a pseudo-terminal in the node that is
 // connected to n.Terminal. Without a terminal it is rejected with
@@ -172,18 +171,17 @@ func (n *Node) exitCode(ctx context.Context, execID string) (int, error) {
 }
 
 // loginEnv is the environment a login shell of user would have. Docker sets
-// HOME from the node's /etc/passwd itself.
+// HOME from the node's /etc/passwd itself. LANG is C.UTF-8, the only UTF-8
+// locale of a minbase node, because a locale of this machine that the node
+// lacks makes every Perl program, such as debconf, print warnings.
 func loginEnv(user string) []string {
-	env := []string{
+	return []string{
 		"USER=" + user,
 		"LOGNAME=" + user,
 		"SHELL=/bin/sh",
 		"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+		"LANG=C.UTF-8",
 	}
-	if lang, ok := os.LookupEnv("LANG"); ok {
-		env = append(env, "LANG="+lang)
-	}
-	return env
 }
 
 // tailBuffer keeps the last runner.MaxCapture bytes written to it.

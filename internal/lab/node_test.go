@@ -52,6 +52,7 @@ func TestNode(t *testing.T) {
 
 func testNodeRun(t *testing.T, node *Node, _ client.APIClient) {
 	ctx := context.Background()
+	t.Setenv("LANG", "en_US.UTF-8")
 
 	tests := []struct {
 		name     string
@@ -69,6 +70,12 @@ func testNodeRun(t *testing.T, node *Node, _ client.APIClient) {
 			name:    "as another user with login environment",
 			cmd:     runner.Command{Argv: []string{"sh", "-c", `echo "$(id -un) $HOME $USER $LOGNAME"`}, User: "nobody"},
 			wantOut: "nobody /nonexistent nobody nobody\n",
+		},
+		{
+			// The node has no locale but C.UTF-8, whatever this machine uses.
+			name:    "user gets a locale of the node",
+			cmd:     runner.Command{Argv: []string{"sh", "-c", `perl -e 1 2>&1 | grep -q warning && exit 9; echo "$LANG"`}, User: "nobody"},
+			wantOut: "C.UTF-8\n",
 		},
 		{
 			name:    "env and dir",
