@@ -199,7 +199,7 @@ the upgrade guide does, they belong to pas.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			zipPath := args[0]
-			if filepath.Ext(zipPath) != ".zip" {
+			if info, err := os.Stat(zipPath); err == nil && info.IsDir() {
 				zipPath = filepath.Join(zipPath, backup.ArchiveName)
 			}
 			if err := confirmRestore(a, yes, fmt.Sprintf("Restore %s into %s?", zipPath, a.root)); err != nil {

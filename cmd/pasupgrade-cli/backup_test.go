@@ -69,6 +69,8 @@ func TestBackupCLIExitCodes(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(set, backup.ArchiveName))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(bare, data, 0o600))
+	bareNoExt := filepath.Join(t.TempDir(), "bootstrap-copy")
+	require.NoError(t, os.WriteFile(bareNoExt, data, 0o600))
 	damaged := filepath.Join(t.TempDir(), filepath.Base(set))
 	require.NoError(t, os.CopyFS(damaged, os.DirFS(set)))
 	require.NoError(t, os.Remove(filepath.Join(damaged, backup.ArchiveName)))
@@ -84,6 +86,8 @@ func TestBackupCLIExitCodes(t *testing.T) {
 			exitUsage, "pass --yes"},
 		{"restore bare zip with outside link", []string{"--root", t.TempDir(), "backup", "restore-files",
 			"--yes", bare}, exitCheckFailed, "--allow-outside-links"},
+		{"restore bare zip without extension", []string{"--root", t.TempDir(), "backup", "restore-files",
+			"--yes", bareNoExt}, exitCheckFailed, "--allow-outside-links"},
 		{"backup dir inside pas home", []string{"--root", root, "backup", "create", "--no-running-config",
 			"--backup-dir", filepath.Join(root, "opt/balasys/backups")}, exitUsage, "is deleted when PAS is restored"},
 		{"invalid topology", []string{"--root", root, "backup", "create", "--no-running-config",
