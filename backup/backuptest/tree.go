@@ -43,8 +43,13 @@ var (
 // configuration, certificates and the admin password file (mode 0600),
 // the automation files and the pas user's SSH directory. It also has
 // symbolic links inside and outside the tree. root must exist, and
-// existing files are overwritten.
+// existing files are overwritten. A root that is this machine's "/" is
+// rejected, because the tree would overwrite a real node's configuration
+// and the pas user's authorized_keys.
 func WriteTree(root string, opts TreeOptions) error {
+	if err := checkNotFilesystemRoot(root); err != nil {
+		return err
+	}
 	rng := rand.New(rand.NewPCG(42, uint64(opts.Policies)))
 	files := map[string]string{
 		"opt/balasys/etc/mgmt/users.htpass":                                 "admin:{SHA}0DPiKuNIrrVmD8IUCuw1hQxNqZc=\n",
@@ -82,6 +87,18 @@ func WriteTree(root string, opts TreeOptions) error {
 		return err
 	}
 	return setTimes(root)
+}
+
+func checkNotFilesystemRoot(root string) error {
+	resolved, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return fmt.Errorf("checking root %s: %w", root, err)
+	}
+	if abs, err := filepath.Abs(resolved); err == nil && abs == "/" {
+		return fmt.Errorf("invalid root %s: it is this machine's /, whose /opt/balasys the sample "+
+			"tree would overwrite; give a scratch directory such as /tmp/pas-demo", root)
+	}
+	return nil
 }
 
 func writeFiles(root string, files map[string]string, secret map[string]bool) error {
