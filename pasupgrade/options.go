@@ -49,8 +49,8 @@ type Options struct {
 	// BaseURL is the upgrade tool's --frontend-baseurl; empty means
 	// http://localhost.
 	BaseURL string `json:"base_url,omitempty" yaml:"base-url"`
-	// CACert is a PEM CA bundle for the tool's --cacert. It must lie in
-	// WorkDir, because the tool's container mounts nothing else.
+	// CACert is a PEM CA bundle for the tool's --cacert. For an upgrade it
+	// must lie in WorkDir, because the tool's container mounts nothing else.
 	CACert string `json:"ca_cert,omitempty" yaml:"ca-cert"`
 	// AdminUser is the management component's admin user; empty means
 	// "admin".
@@ -106,7 +106,9 @@ func (o Options) Validate(restore bool) error {
 	if o.BackupDir != "" && underPASHome(o.BackupDir) {
 		problems = append(problems, fmt.Sprintf("backup directory %q is inside %s, which restore deletes with the pas user: choose a directory outside it such as %s", o.BackupDir, PASHome, DefaultBackupDir))
 	}
-	if o.CACert != "" && !insideDir(o.WorkDir, o.CACert) {
+	// Only the upgrade runs the tool's container. The restore reads the CA
+	// bundle in this process, wherever it lies.
+	if !restore && o.CACert != "" && !insideDir(o.WorkDir, o.CACert) {
 		problems = append(problems, fmt.Sprintf("CA bundle %q is outside the work directory %q, which is all the tool's container sees: copy it there", o.CACert, o.WorkDir))
 	}
 	if o.ApplyTimeout < 0 {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -231,7 +233,7 @@ func explainFailure(cmd *cobra.Command, a *app, f *planFlags, plan *pasupgrade.P
 	}
 
 	resume := commandLine(cmd, "--resume")
-	restore := restoreCommand(f, plan, stepErr.BackupSet)
+	restore := restoreCommand(cmd, f, plan, stepErr.BackupSet)
 	if stepErr.OutputTail != "" {
 		a.printer.Warnf("output of step %s:\n%s", stepErr.Step.ID, stepErr.OutputTail)
 	}
@@ -276,7 +278,7 @@ func commandLine(cmd *cobra.Command, extra ...string) string {
 // after its backup, or "" when there is nothing to restore. The deb
 // directory is the upgrade's when it holds the From packages too, and a
 // placeholder to fill in otherwise.
-func restoreCommand(f *planFlags, plan *pasupgrade.Plan, set string) string {
+func restoreCommand(cmd *cobra.Command, f *planFlags, plan *pasupgrade.Plan, set string) string {
 	if plan.Kind != pasupgrade.KindUpgrade || set == "" {
 		return ""
 	}
@@ -301,7 +303,29 @@ func restoreCommand(f *planFlags, plan *pasupgrade.Plan, set string) string {
 	if f.mgmt.passwordFile != "" {
 		words = append(words, "--password-file="+shellWord(f.mgmt.passwordFile))
 	}
-	return strings.Join(words, " ")
+	return strings.Join(append(words, restoreMgmtFlags(cmd, plan)...), " ")
+}
+
+// restoreMgmtFlags returns the management API flags given on the command
+// line, because the restore uploads and applies the saved configuration
+// through the same API. --cacert is the absolute path the upgrade used,
+// because the restore has another work directory.
+func restoreMgmtFlags(cmd *cobra.Command, plan *pasupgrade.Plan) []string {
+	var words []string
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		switch fl.Name {
+		case "mgmt-url", "user", "apply-timeout":
+			words = append(words, "--"+fl.Name+"="+shellWord(fl.Value.String()))
+		case "cacert":
+			words = append(words, "--cacert="+shellWord(plan.Options.CACert))
+		case "mgmt-endpoint":
+			endpoints, _ := cmd.Flags().GetStringToString(fl.Name)
+			for _, name := range slices.Sorted(maps.Keys(endpoints)) {
+				words = append(words, "--mgmt-endpoint="+shellWord(name+"="+endpoints[name]))
+			}
+		}
+	})
+	return words
 }
 
 func shellWord(s string) string {

@@ -268,3 +268,36 @@ func TestRestoreBackupFlagOverridesConfig(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, "add --restore")
 }
+
+func TestRestoreCommandKeepsManagementFlags(t *testing.T) {
+	sys := fakeNode(t)
+	sys.FailOn("run[pas] pas-storage-checkconfig", errors.New("storage config.yml: invalid"))
+	args := runArgs(t, "upgrade", "--yes", "--mgmt-url", "https://mgmt.example:8443", "--user", "operator",
+		"--mgmt-endpoint", "status=/api/v2/status", "--apply-timeout", "45s", "--cacert", "ca.pem", "--ignore-check", "ca-bundle")
+	code, out, _ := runCLI(t, args...)
+	require.Equal(t, exitStepFailed, code)
+
+	var restore string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "pasupgrade-cli restore") {
+			restore = line
+		}
+	}
+	require.NotEmpty(t, restore, out)
+	// The restore uploads and applies the saved configuration through the
+	// same management API as the upgrade.
+	assert.Contains(t, restore, "--mgmt-url=https://mgmt.example:8443")
+	assert.Contains(t, restore, "--user=operator")
+	assert.Contains(t, restore, "--mgmt-endpoint=status=/api/v2/status")
+	assert.Contains(t, restore, "--apply-timeout=45s")
+	workDir := args[len(args)-5]
+	require.Equal(t, "--work-dir", args[len(args)-6])
+	assert.Contains(t, restore, "--cacert="+filepath.Join(workDir, "ca.pem"))
+
+	// The printed command is valid: the restore runs no upgrade tool, so
+	// its CA bundle may lie outside its work directory.
+	sys.AddBackupSet("/var/backups/pasupgrade/set-1")
+	restoreArgs := strings.Fields(strings.Replace(restore, "DIR-WITH-THE-4.8.0-PACKAGES", "/srv/debs", 1))[1:]
+	code, out, errOut := runCLI(t, append(restoreArgs, "--dry-run")...)
+	assert.Equal(t, exitOK, code, "%s%s", out, errOut)
+}
