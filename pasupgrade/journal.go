@@ -204,7 +204,12 @@ type Lock struct {
 // holds it.
 func AcquireLock(dir string) (*Lock, error) {
 	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	// The work directory belongs to pas, so the lock is not followed
+	// through a symbolic link: root would truncate the link's target.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("opening the lock %s: it is a symbolic link; remove it and run again", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the lock %s: %w", path, err)
 	}

@@ -300,3 +300,22 @@ func TestResumeWithoutStartedStepRunsPreflight(t *testing.T) {
 	require.ErrorIs(t, err, pasupgrade.ErrPreflightFailed)
 	assert.Empty(t, sys.Log(), "a resume with no step done checks before it changes anything")
 }
+
+func TestLockSymlinkRejected(t *testing.T) {
+	dir := t.TempDir()
+	// The work directory belongs to pas, who could point the lock at a
+	// file that only root may write; taking the lock truncates it.
+	target := filepath.Join(t.TempDir(), "root-only")
+	require.NoError(t, os.WriteFile(target, []byte("keep\n"), 0o600))
+	require.NoError(t, os.Symlink(target, filepath.Join(dir, pasupgrade.LockFile)))
+
+	lock, err := pasupgrade.AcquireLock(dir)
+	if lock != nil {
+		lock.Release()
+	}
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "symbolic link")
+	data, err := os.ReadFile(target)
+	require.NoError(t, err)
+	assert.Equal(t, "keep\n", string(data))
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -142,7 +143,12 @@ func buildDeps(_ context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (
 		if path == "" {
 			path = filepath.Join(plan.Options.WorkDir, transcriptFile)
 		}
-		file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		// The work directory belongs to pas, so the transcript is not
+		// followed through a symbolic link to a file only root may write.
+		file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
+		if errors.Is(err, syscall.ELOOP) {
+			return pasupgrade.Deps{}, nil, usageErrorf("opening the transcript %s: it is a symbolic link; remove it, or give --transcript FILE", path)
+		}
 		if err != nil {
 			return pasupgrade.Deps{}, nil, usageErrorf("opening the transcript: %v; create the work directory with "+
 				"install -d -o pas -g pas %s, or give --transcript FILE", err, plan.Options.WorkDir)

@@ -301,3 +301,29 @@ func TestRestoreCommandKeepsManagementFlags(t *testing.T) {
 	code, out, errOut := runCLI(t, append(restoreArgs, "--dry-run")...)
 	assert.Equal(t, exitOK, code, "%s%s", out, errOut)
 }
+
+func TestTranscriptSymlinkRejected(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	require.NoError(t, os.WriteFile(pw, []byte(testPassword+"\n"), 0o600))
+	// The work directory belongs to pas, who could point the transcript
+	// at a file that only root may write.
+	target := filepath.Join(t.TempDir(), "root-only")
+	require.NoError(t, os.WriteFile(target, []byte("keep\n"), 0o600))
+	require.NoError(t, os.Symlink(target, filepath.Join(dir, transcriptFile)))
+
+	a := &app{streams: streams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}}
+	require.NoError(t, a.setup())
+	f := &planFlags{mgmt: mgmtFlags{url: "http://127.0.0.1:1", user: "admin", passwordFile: pw}}
+	plan, err := pasupgrade.NewUpgradePlan(pasupgrade.Upgrade480To490, pasupgrade.Options{
+		Topology: pasupgrade.TopologySingle, WorkDir: dir, DebDir: dir,
+	})
+	require.NoError(t, err)
+
+	_, _, err = buildDeps(context.Background(), a, f, plan)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "symbolic link")
+	data, err := os.ReadFile(target)
+	require.NoError(t, err)
+	assert.Equal(t, "keep\n", string(data))
+}
