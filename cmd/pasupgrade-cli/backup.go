@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -80,7 +82,7 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 				ToolVersion:   toolVersion(),
 				Packages:      installedPASVersions(cmd.Context(), a),
 				Progress:      bar.update,
-				Logger:        a.logger,
+				Logger:        a.warningsToPrinter(),
 			})
 			bar.finish()
 			if errors.Is(err, backup.ErrUnsafeBackupDir) {
@@ -88,9 +90,6 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 			}
 			if err != nil {
 				return err
-			}
-			for _, w := range set.Manifest.Warnings {
-				a.printer.Warnf("%s", w)
 			}
 			a.printer.Event("backup_created", "backup set written: "+set.Dir, map[string]any{
 				"dir": set.Dir, "members": len(set.Manifest.Members),
@@ -236,6 +235,51 @@ the upgrade guide does, they belong to pas.`,
 		"restore symbolic links that point outside /opt/balasys even when no manifest records them")
 	flags.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+// warningsToPrinter returns a logger that prints records of level Warn and
+// above as the printer's warnings and passes the others to a.logger. The
+// backup library logs each warning it records in the manifest, so the
+// CLI shows it once, in its own format.
+func (a *app) warningsToPrinter() *slog.Logger {
+	return slog.New(printerWarnings{next: a.logger.Handler(), printer: a.printer})
+}
+
+// printerWarnings is the slog.Handler of warningsToPrinter. Attributes
+// added with WithAttrs are printed too, and groups are ignored.
+type printerWarnings struct {
+	next    slog.Handler
+	printer *printer
+	attrs   []slog.Attr
+}
+
+func (h printerWarnings) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= slog.LevelWarn || h.next.Enabled(ctx, level)
+}
+
+func (h printerWarnings) Handle(ctx context.Context, record slog.Record) error {
+	if record.Level < slog.LevelWarn {
+		return h.next.Handle(ctx, record)
+	}
+	text := record.Message
+	for _, attr := range h.attrs {
+		text += " " + attr.String()
+	}
+	record.Attrs(func(attr slog.Attr) bool {
+		text += " " + attr.String()
+		return true
+	})
+	h.printer.Warnf("%s", text)
+	return nil
+}
+
+func (h printerWarnings) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return printerWarnings{next: h.next.WithAttrs(attrs), printer: h.printer,
+		attrs: append(slices.Clone(h.attrs), attrs...)}
+}
+
+func (h printerWarnings) WithGroup(name string) slog.Handler {
+	return printerWarnings{next: h.next.WithGroup(name), printer: h.printer, attrs: h.attrs}
 }
 
 // backupProgress draws a byte progress bar from the library's progress

@@ -140,3 +140,14 @@ func TestBackupCLIRecordsPackageVersions(t *testing.T) {
 		deb.CorePackage: "4.8.0", deb.MgmtPackage: "4.8.0", deb.StoragePackage: "4.8.0",
 	}, m.Packages)
 }
+
+func TestBackupCLIWarnsOnce(t *testing.T) {
+	root := sampleNodeRoot(t)
+	require.NoError(t, os.RemoveAll(filepath.Join(root, "opt/balasys/usr/share/automation/host_vars")))
+
+	code, _, errOut := runCLI(t, "--root", root, "backup", "create", "--no-running-config")
+
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, 1, strings.Count(errOut, "host_vars does not exist"), errOut)
+	assert.Contains(t, errOut, "warning: ")
+}
