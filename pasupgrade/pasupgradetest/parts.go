@@ -268,6 +268,18 @@ func (f *fakeServices) IsActive(_ context.Context, unit string) (bool, error) {
 
 type fakeRemote System
 
+// deployFlags are the pas-mgmt-deploy-core flags the guide uses.
+var deployFlags = []string{"--deploy-core", "--restart-storage", "--restart-core", "--deploy-ha", "--restart-ha"}
+
+// remoteUser returns the account a remote command runs as: user, or the
+// SSH login when user is empty.
+func remoteUser(user, login string) string {
+	if user == "" {
+		return login
+	}
+	return user
+}
+
 // Deploy moves every remote node to the version of the local core package
 // for --deploy-core and --restart-core, as the deployment tool installs
 // the .deb that common_vars.yml names.
@@ -275,6 +287,11 @@ func (f *fakeRemote) Deploy(_ context.Context, args ...string) error {
 	s := (*System)(f)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, arg := range args {
+		if !slices.Contains(deployFlags, arg) {
+			return s.unexpected("pas-mgmt-deploy-core flag " + arg)
+		}
+	}
 	if err := s.change("run[pas] pas-mgmt-deploy-core " + strings.Join(args, " ")); err != nil {
 		return err
 	}
@@ -303,6 +320,15 @@ func (f *fakeRemote) Run(_ context.Context, access pasupgrade.RemoteAccess, host
 	entry := "ssh " + host + " [" + userOf(cmd.User) + "] " + strings.Join(cmd.Argv, " ")
 	if len(cmd.Argv) == 1 && cmd.Argv[0] == "true" {
 		return runner.Result{}, s.query(entry)
+	}
+	// The plans run only systemctl and dpkg on a core node, as root
+	// through sudo, because the PAS sudoers rule allows pas just these.
+	if len(cmd.Argv) == 0 || (cmd.Argv[0] != "systemctl" && cmd.Argv[0] != "dpkg") {
+		return runner.Result{ExitCode: 1}, s.unexpected("remote command " + cmd.String() + " on " + host)
+	}
+	if cmd.User != pasupgrade.UserRoot {
+		return runner.Result{ExitCode: 1}, s.unexpected(fmt.Sprintf("remote command %s on %s as %s, not as root through sudo",
+			cmd.String(), host, remoteUser(cmd.User, access.User)))
 	}
 	if err := s.change(entry); err != nil {
 		return runner.Result{ExitCode: 1}, err

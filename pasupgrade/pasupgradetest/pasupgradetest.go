@@ -308,6 +308,12 @@ func (r *fakeRunner) Run(_ context.Context, cmd runner.Command) (runner.Result, 
 		}
 	}
 	entry := "run[" + userOf(cmd.User) + "] " + strings.Join(cmd.Argv, " ")
+	if cmd.User == pasupgrade.UserPAS && !s.PASUser {
+		// As on a node, where sudo fails for a user it does not know.
+		s.reads = append(s.reads, entry)
+		return runner.Result{ExitCode: 1}, &runner.ExitError{Command: entry, ExitCode: 1,
+			Tail: "sudo: unknown user pas: the pas user does not exist"}
+	}
 	switch cmd.Argv[0] {
 	case "id":
 		return s.reply(entry, s.Uid+"\n", 0)
