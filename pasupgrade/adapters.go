@@ -189,12 +189,20 @@ func (m MgmtAPI) Import(ctx context.Context, path string) error {
 	})
 }
 
-// Apply starts a config apply and waits at most timeout for it.
+// Apply starts a config apply and waits at most timeout for it. Only the
+// start is repeated after a new login: once an apply runs, a rejected read
+// of its state must not start a second one.
 func (m MgmtAPI) Apply(ctx context.Context, timeout time.Duration) error {
-	return m.withLogin(ctx, func() error {
-		_, err := m.Client.Apply(ctx, timeout)
+	var id string
+	err := m.withLogin(ctx, func() (err error) {
+		id, err = m.Client.ApplyConfig(ctx)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	_, err = m.Client.WaitApplied(ctx, id, timeout)
+	return err
 }
 
 // withLogin runs call, and logs in and runs it again when the client had

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -82,4 +83,25 @@ func TestWithLoginKeepsOtherNotLoggedInErrors(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, 2, calls)
+}
+
+func TestApplyStartsOnceWhenPollRejected(t *testing.T) {
+	srv := mgmtapitest.Start(t, mgmtapitest.Options{
+		StateDir: t.TempDir(), Users: map[string]string{"admin": "s3cret-Pa55"},
+	})
+	client, err := mgmtapi.New(srv.URL)
+	require.NoError(t, err)
+	api := MgmtAPI{Client: client, Password: "s3cret-Pa55"}
+	ctx := context.Background()
+	require.NoError(t, api.Login(ctx))
+
+	// The apply starts, then reading its state is rejected even after
+	// the client's own re-login. Logging in once more must not start a
+	// second apply while the first may still run.
+	require.NoError(t, srv.AddFault(mgmtapitest.Fault{
+		Kind: mgmtapitest.FaultStatus, Path: "/api/config/apply/*", Status: 401, Count: 2,
+	}))
+	err = api.Apply(ctx, 5*time.Second)
+	assert.ErrorIs(t, err, mgmtapi.ErrUnauthorized)
+	assert.Len(t, srv.RequestsTo("POST", "/api/config/apply"), 1, "config applies started")
 }
