@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -384,6 +385,31 @@ func TestListSkipsInvalidRecord(t *testing.T) {
 	entries, err := os.ReadDir(good.Dir)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "save must leave only lab.json")
+}
+
+// TestUpRejectsRemoteEngine checks that Up rejects an engine that is not
+// on a Unix socket before it builds anything.
+func TestUpRejectsRemoteEngine(t *testing.T) {
+	// The fake engine answers only the ping, as a remote engine would.
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			w.Header().Set("API-Version", "1.41")
+			return
+		}
+		http.Error(w, "not part of the fake", http.StatusInternalServerError)
+	}))
+	defer engine.Close()
+	cli, err := client.NewClientWithOpts(client.WithHost("tcp://"+engine.Listener.Addr().String()),
+		client.WithAPIVersionNegotiation())
+	require.NoError(t, err)
+	defer cli.Close()
+
+	dir := filepath.Join(t.TempDir(), "lab")
+	_, err = Up(context.Background(), cli, Options{Name: "remote", Dir: dir})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "is not a unix:// socket")
+	_, statErr := os.Stat(dir)
+	assert.True(t, os.IsNotExist(statErr), "up must stop before it creates the lab directory")
 }
 
 func TestLabCreateOnce(t *testing.T) {

@@ -64,6 +64,11 @@ func Up(ctx context.Context, cli client.APIClient, opts Options) (*Lab, error) {
 		return nil, fmt.Errorf("%w responds at %s (%v); start it with 'make lab-engine-start'",
 			ErrNoEngine, cli.DaemonHost(), err)
 	}
+	// The nodes mount the engine's socket, so a remote engine fails them;
+	// finding that out before the builds saves minutes.
+	if _, err := dockerSocket(cli); err != nil {
+		return nil, err
+	}
 	// A failed Up removes every container with the lab's label, so it must
 	// not start while another lab of that name has containers.
 	if err := checkNoContainers(ctx, cli, opts.Name); err != nil {
