@@ -53,6 +53,13 @@ func TestBadInput(t *testing.T) {
 			wantStderr: []string{"DOCKER_HOST is not set", "make lab-engine-start"},
 		},
 		{
+			name:       "DOCKER_HOST invalid",
+			dockerHost: "garbage",
+			args:       []string{"up"},
+			wantCode:   exitError,
+			wantStderr: []string{"DOCKER_HOST=garbage", "make lab-engine-start"},
+		},
+		{
 			name:       "port in use",
 			dockerHost: "unix:///nonexistent/pasupgrade/docker.sock",
 			args:       []string{"up", "--mgmt-port", busyPort},

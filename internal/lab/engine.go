@@ -42,7 +42,8 @@ func Connect(ctx context.Context) (*client.Client, error) {
 	}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
-		return nil, fmt.Errorf("creating a Docker client for DOCKER_HOST=%s: %w", host, err)
+		return nil, fmt.Errorf("creating a Docker client for DOCKER_HOST=%s: %w; set it to the "+
+			"unix:///... line that 'make lab-engine-start' prints", host, err)
 	}
 
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
