@@ -84,7 +84,7 @@ On failure everything it created is removed again.`,
 	flags.BoolVar(&opts.HA, "ha", false, "also run the HA component (on the core node too in a multi-node lab)")
 	flags.BoolVar(&opts.CoreOnMgmt, "core-on-mgmt", false, "multi only: also run core on the management node")
 	flags.BoolVar(&opts.EnableControl, "enable-control", false, "serve the management simulator's /_sim/ fault-injection endpoints")
-	flags.IntVar(&opts.MgmtPort, "mgmt-port", 0, "management API `PORT` on 127.0.0.1 (default: a free port)")
+	flags.IntVar(&opts.MgmtPort, "mgmt-port", 0, "management API `PORT` on 127.0.0.1, from 1024 up (default: a free port)")
 	flags.StringVar(&opts.ToolImage, "tool-image", "", "upgrade tool image `REF` (default pasupgrade-lab-NAME/pas-upgrade-tool:4.9.0)")
 	flags.StringVar(&opts.PackageDir, "package-dir", "", "`DIR` with prebuilt .deb files (default: build them)")
 	flags.StringVar(&opts.NodeImage.Mirror, "mirror", "", "Debian mirror `URL` for building the node image (default: this machine's APT mirror)")
@@ -97,7 +97,12 @@ func newDownCmd(g *globals) *cobra.Command {
 		Short: "Remove a lab's containers, tool image and directory",
 		Long: `Remove every container labelled with the lab's name, the lab's upgrade
 tool image and the lab directory. The cached node image stays for the
-next lab. A lab directory without lab.json is left alone.`,
+next lab, and so does a tool image that another lab still uses.
+
+For a directory without lab.json, down removes the containers labelled
+with the name and leaves the directory alone; with an unreadable
+lab.json it removes the directory too. It keeps the containers of a lab
+of that name recorded in another directory, and names that directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := lab.Load(g.labDir())
