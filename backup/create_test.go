@@ -137,6 +137,22 @@ func TestCreateMissingPaths(t *testing.T) {
 	})
 }
 
+func TestCreateWarnsOfLinkedSourcePath(t *testing.T) {
+	root := sampleRoot(t)
+	hostVars := filepath.Join(root, "opt/balasys/usr/share/automation/host_vars")
+	require.NoError(t, os.Rename(hostVars, hostVars+".real"))
+	require.NoError(t, os.Symlink("host_vars.real", hostVars))
+
+	set := createSet(t, root, TopologySingle)
+
+	assert.Equal(t, []string{
+		"/opt/balasys/usr/share/automation/host_vars is a symbolic link to host_vars.real: " +
+			"the link is backed up, not the files it points to",
+	}, set.Manifest.Warnings)
+	members := memberNames(set.Manifest)
+	assert.Equal(t, TypeSymlink, members["opt/balasys/usr/share/automation/host_vars"].Type)
+}
+
 func TestCreateRejectsBackupDirInsideDeletedTree(t *testing.T) {
 	root := sampleRoot(t)
 	outside := t.TempDir()

@@ -77,6 +77,16 @@ func collect(root *os.Root, paths []sourcePath) ([]entry, []string, error) {
 		case err != nil:
 			return nil, nil, fmt.Errorf("backing up /%s: %w", p.name, err)
 		}
+		// Info-ZIP's zip --symlinks also stores such a path as a link,
+		// but a backup that misses a whole directory warns about it.
+		if info.Mode().Type() == fs.ModeSymlink {
+			target, err := root.Readlink(p.name)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading symbolic link /%s: %w", p.name, err)
+			}
+			warnings = append(warnings, fmt.Sprintf("/%s is a symbolic link to %s: "+
+				"the link is backed up, not the files it points to", p.name, target))
+		}
 		entries, warnings, err = walk(root, p.name, info, entries, warnings)
 		if err != nil {
 			return nil, nil, err
