@@ -100,7 +100,11 @@ func confirmer(a *app, f *planFlags) func(context.Context, *pasupgrade.Plan) err
 		if !a.streams.InIsTerminal {
 			return usageErrorf("no terminal to confirm on: pass --yes")
 		}
-		fmt.Fprintf(a.streams.ErrOut, "The %s changes this node in %d steps (see above). Proceed? [y/N] ", plan.Kind, len(plan.Steps))
+		fmt.Fprintf(a.streams.ErrOut, "The %s plan has %d steps, and a resumed run skips those already done:\n", plan.Kind, len(plan.Steps))
+		for i, s := range plan.Steps {
+			fmt.Fprintf(a.streams.ErrOut, "  %2d. %s (guide %s, as %s): %s\n", i+1, s.ID, s.Section, s.User, s.Title)
+		}
+		fmt.Fprintf(a.streams.ErrOut, "Proceed? [y/N] ")
 		line, err := bufio.NewReader(a.streams.In).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading the confirmation: %w", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -326,4 +327,24 @@ func TestTranscriptSymlinkRejected(t *testing.T) {
 	data, err := os.ReadFile(target)
 	require.NoError(t, err)
 	assert.Equal(t, "keep\n", string(data))
+}
+
+func TestConfirmListsStepsBeforeAsking(t *testing.T) {
+	sys := fakeNode(t)
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), runArgs(t, "upgrade"), streams{
+		In: strings.NewReader("n\n"), Out: &out, ErrOut: &errOut, InIsTerminal: true,
+	})
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut.String(), "aborted: nothing was changed")
+	assert.Empty(t, sys.Log())
+
+	// The question refers to the steps, so they are listed right above it.
+	prompt := errOut.String()
+	question := strings.Index(prompt, "Proceed? [y/N]")
+	require.GreaterOrEqual(t, question, 0, prompt)
+	for _, step := range []string{"backup", "install-packages (guide 3.2.3, as root)", "stop-core", "post-upgrade (guide 3.2.11, as pas)", "start-core"} {
+		i := strings.Index(prompt, step)
+		assert.True(t, i >= 0 && i < question, "step %q listed before the question:\n%s", step, prompt)
+	}
 }
