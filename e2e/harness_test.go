@@ -41,8 +41,24 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if sharedDir != "" {
 		os.RemoveAll(sharedDir)
+		removePreparedImages()
 	}
 	os.Exit(code)
+}
+
+// removePreparedImages removes the management node images that this test
+// binary's labs committed, once every lab is down.
+func removePreparedImages() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	docker, err := lab.Connect(ctx)
+	if err == nil {
+		err = lab.RemovePreparedImages(ctx, docker)
+		docker.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "removing the prepared node images: %v\n", err)
+	}
 }
 
 var prepared struct {
@@ -120,6 +136,9 @@ func startLab(t *testing.T, opts lab.Options) *testLab {
 	opts.Dir = filepath.Join(t.TempDir(), "lab")
 	opts.PackageDir = debDir
 	opts.EnableControl = true
+	// Labs start their management node from a committed image with 4.8.0
+	// installed, which the first lab of each topology prepares.
+	opts.PreparedImages = true
 	opts.Logger = slog.New(slog.NewTextHandler(logWriter{t}, nil))
 	l, err := lab.Up(ctx, docker, opts)
 	require.NoError(t, err, "bringing up the lab")
