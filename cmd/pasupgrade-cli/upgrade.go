@@ -189,13 +189,20 @@ func buildDeps(_ context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (
 		tool.Answers = answers
 	}
 
+	// The guide runs pas-mgmt-deploy-core after sudo -iu pas. The restore's
+	// work directory is the backup set's parent by default, which only root
+	// may enter, so the restore deploys from the pas home instead.
+	deployDir := plan.Options.WorkDir
+	if plan.Kind == pasupgrade.KindRestore {
+		deployDir = pasupgrade.PASHome
+	}
 	deps := pasupgrade.Deps{
 		Runner:   run,
 		Packages: pasupgrade.DebPackages{Manager: &deb.Manager{Runner: run, Logger: a.logger, OnEvent: debEvents(a)}},
 		Tool:     tool,
 		API:      pasupgrade.MgmtAPI{Client: client, User: f.mgmt.user, Password: password},
 		Services: pasupgrade.Systemctl{Runner: run},
-		Remote:   pasupgrade.Remote{DeployCommand: pasupgrade.DeployCommand{Runner: run, Dir: plan.Options.WorkDir}},
+		Remote:   pasupgrade.Remote{DeployCommand: pasupgrade.DeployCommand{Runner: run, Dir: deployDir}},
 		Files:    pasupgrade.OSFiles{Root: a.root},
 		Editor:   pasupgrade.ConfigconvEditor{},
 		Backup:   pasupgrade.BackupSets{Root: a.root, ToolVersion: toolVersion(), Logger: a.logger},

@@ -348,3 +348,25 @@ func TestConfirmListsStepsBeforeAsking(t *testing.T) {
 		assert.True(t, i >= 0 && i < question, "step %q listed before the question:\n%s", step, prompt)
 	}
 }
+
+func TestRestoreDeploysFromPASHome(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	require.NoError(t, os.WriteFile(pw, []byte(testPassword+"\n"), 0o600))
+	a := &app{streams: streams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}}
+	require.NoError(t, a.setup())
+	f := &planFlags{mgmt: mgmtFlags{url: "http://127.0.0.1:1", user: "admin", passwordFile: pw}}
+	// The restore's work directory defaults to the backup set's parent,
+	// which backup creates with mode 0700 for root: pas cannot enter it.
+	plan, err := pasupgrade.NewRestorePlan(pasupgrade.Upgrade480To490, pasupgrade.Options{
+		Topology: pasupgrade.TopologyMulti, WorkDir: dir, DebDir: dir, BackupDir: filepath.Join(dir, "set"),
+	})
+	require.NoError(t, err)
+
+	deps, closeDeps, err := buildDeps(context.Background(), a, f, plan)
+	require.NoError(t, err)
+	defer closeDeps()
+	remote, ok := deps.Remote.(pasupgrade.Remote)
+	require.True(t, ok)
+	assert.Equal(t, pasupgrade.PASHome, remote.Dir, "pas-mgmt-deploy-core runs in the pas home, as after sudo -iu pas")
+}
