@@ -41,7 +41,9 @@ cleanup() {
 		say "Stopping the Docker engine this demo started"
 		scripts/lab-engine.sh stop || true
 	fi
-	if ((rc != 0)); then
+	if ((rc == 130)); then
+		printf '\ndemo: interrupted\n' >&2
+	elif ((rc != 0)); then
 		printf '\ndemo: failed with exit code %d; the output above shows the failed step\n' "$rc" >&2
 	fi
 	exit "$rc"
@@ -121,11 +123,17 @@ echo "config file ($config):"
 sed 's/^/    /' "$config"
 
 in_node() { docker exec "$container" "$@"; }
+# core_response prints the response of core's proxy. It runs curl inside the
+# node, whose image includes it, because this machine may lack curl. The node
+# shares this machine's network.
+core_response() {
+	echo "core answers: $(in_node curl -fsS --max-time 5 "$core_url" 2>&1 || true)"
+}
 cli=("$lab_dir/bin/pasupgrade-cli" --config "$config")
 
 say "PAS packages before the upgrade (dpkg-query in the node)"
 in_node dpkg-query -W -f '    ${Package} ${Version}\n' 'proxedo-api-security*'
-echo "core answers: $(curl -fsS "$core_url")"
+core_response
 
 say "The plan (pasupgrade-cli plan)"
 in_node "${cli[@]}" plan
@@ -139,7 +147,7 @@ docker exec "${tty_flag[@]}" "$container" "${cli[@]}" upgrade --yes \
 
 say "PAS packages after the upgrade"
 in_node dpkg-query -W -f '    ${Package} ${Version}\n' 'proxedo-api-security*'
-echo "core answers: $(curl -fsS "$core_url")"
+core_response
 
 say "Status of every node (pasupgrade-cli status)"
 in_node "$lab_dir/bin/pasupgrade-cli" status --mgmt-url "$mgmt_url" --password-file "$lab_dir/admin-password"
