@@ -43,6 +43,18 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 }
 
+func TestDryRunClaimsNoBackupWritten(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	var infos []string
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{DryRun: true, Events: func(ev pasupgrade.Event) {
+		if ev.Kind == pasupgrade.EventInfo {
+			infos = append(infos, ev.Message)
+		}
+	}})
+	require.NoError(t, err)
+	assert.NotContains(t, strings.Join(infos, "\n"), "written and verified")
+}
+
 func TestDryRunShowsEditDiffs(t *testing.T) {
 	plan, sys := prepare(t, planCases()[1])
 	var would []string

@@ -67,7 +67,10 @@ func backupStep(section string) Step {
 				return fmt.Errorf("verifying the new backup set %s: %w", set, err)
 			}
 			e.State.BackupSet = set
-			e.Infof("backup set %s written and verified", set)
+			if !e.DryRun {
+				// A dry run already reported the set it would write.
+				e.Infof("backup set %s written and verified", set)
+			}
 			return nil
 		},
 		Done: func(ctx context.Context, e *Env) (bool, error) {
