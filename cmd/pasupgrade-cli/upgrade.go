@@ -262,10 +262,23 @@ func explainFailure(cmd *cobra.Command, a *app, f *planFlags, plan *pasupgrade.P
 		text += "\nTo return to " + plan.Path.From + " instead:\n  " + restore
 	}
 	a.printer.Event("next_steps", text, data)
+	warnIfCoreStopped(a, plan)
 	if errors.Is(err, context.Canceled) {
 		return withExitCode(exitInterrupted, err)
 	}
 	return withExitCode(exitStepFailed, err)
+}
+
+// warnIfCoreStopped prints a warning when the run stopped between the steps
+// that stop and start core, because the proxy stays down until the run is
+// resumed or restored.
+func warnIfCoreStopped(a *app, plan *pasupgrade.Plan) {
+	j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+	if err != nil || j.State.CoreDownSince == nil {
+		return
+	}
+	a.printer.Warnf("core (%s) is stopped since %s, so the proxy serves no traffic until the upgrade is resumed or restored",
+		pasupgrade.UnitCore, j.State.CoreDownSince.Format(time.RFC3339))
 }
 
 // commandLine returns the command as run, with the flags given on the

@@ -370,3 +370,19 @@ func TestRestoreDeploysFromPASHome(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, pasupgrade.PASHome, remote.Dir, "pas-mgmt-deploy-core runs in the pas home, as after sudo -iu pas")
 }
+
+func TestFailureWhileCoreStoppedSaysSo(t *testing.T) {
+	sys := fakeNode(t)
+	sys.FailPrefix("tool post-upgrade", errors.New("config apply failed"), 1)
+	code, out, errOut := runCLI(t, runArgs(t, "upgrade", "--yes")...)
+	require.Equal(t, exitStepFailed, code)
+	// The proxy stays down until the operator acts, so the output warns.
+	assert.Contains(t, out+errOut, "core ("+pasupgrade.UnitCore+") is stopped since")
+	assert.Contains(t, out+errOut, "until the upgrade is resumed or restored")
+
+	sys2 := fakeNode(t)
+	sys2.FailOn("run[pas] pas-storage-checkconfig", errors.New("storage config.yml: invalid"))
+	code, out, errOut = runCLI(t, runArgs(t, "upgrade", "--yes")...)
+	require.Equal(t, exitStepFailed, code)
+	assert.NotContains(t, out+errOut, "is stopped since")
+}
