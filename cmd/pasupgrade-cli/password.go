@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -55,6 +56,13 @@ func readPasswordFile(a *app, path string) (string, error) {
 	name := "stdin"
 	if path != "-" {
 		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// The value is not repeated: an operator who typed the password
+			// itself after --password-file would otherwise see it in the
+			// error and in any log that keeps it.
+			return "", usageErrorf("--password-file names no existing file; give the path of a " +
+				"file whose first line is the admin password")
+		}
 		if err != nil {
 			return "", usageErrorf("reading --password-file: %v", err)
 		}

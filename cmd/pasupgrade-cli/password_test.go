@@ -113,8 +113,17 @@ func TestPasswordMissingFile(t *testing.T) {
 	a, _ := passwordTestApp(t, nil, "", false)
 	_, err := resolvePassword(a, filepath.Join(t.TempDir(), "missing"), "admin")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "no such file")
+	assert.Contains(t, err.Error(), "names no existing file")
 	assert.Equal(t, exitUsage, exitCodeOf(err))
+}
+
+func TestPasswordMissingFileNotEchoed(t *testing.T) {
+	// An operator who types the password where the file name belongs
+	// must not see it repeated in the error.
+	a, _ := passwordTestApp(t, nil, "", false)
+	_, err := resolvePassword(a, "Hunter2-Secret", "admin")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "Hunter2-Secret")
 }
 
 func TestPasswordPromptOnTerminal(t *testing.T) {
