@@ -22,9 +22,21 @@ if [[ -z ${DOCKER_HOST:-} ]]; then
 	exit 2
 fi
 
+# The test writes the raw figures and its log to temporary files. The
+# figures replace $out only after every run succeeded, so a failed
+# benchmark leaves the recorded figures as they were.
+new_out=$(mktemp)
+log=$(mktemp)
+trap 'rm -f "$new_out" "$log"' EXIT
+
 echo "downtime: measuring $runs upgrades; each takes about a minute" >&2
-PASUPGRADE_BENCH_RUNS=$runs PASUPGRADE_BENCH_OUT=$PWD/$out \
-	go test -count=1 -timeout 60m -run '^TestUpgradeDowntimeBenchmark$' -v ./e2e/ |
-	awk '/Medians of/ {table = 1} table && /^ *(\||Medians)/ {sub(/^ +/, ""); print} table && /^ *$/ {print ""}'
+if ! PASUPGRADE_BENCH_RUNS=$runs PASUPGRADE_BENCH_OUT=$new_out \
+	go test -count=1 -timeout 60m -run '^TestUpgradeDowntimeBenchmark$' -v ./e2e/ >"$log" 2>&1; then
+	echo "downtime: the benchmark failed, and $out is unchanged; the end of the test's output follows" >&2
+	tail -n 40 "$log" >&2
+	exit 1
+fi
+awk '/Medians of/ {table = 1} table && /^ *(\||Medians)/ {sub(/^ +/, ""); print} table && /^ *$/ {print ""}' "$log"
+cp "$new_out" "$out"
 echo "downtime: raw figures in $out" >&2
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" >&2
