@@ -168,6 +168,11 @@ func (u *upper) commitPrepared(ctx context.Context, node *Node) error {
 		Comment:   "pas-lab management node with PAS " + labVersion + " installed",
 		Pause:     true,
 	})
+	if commitErr == nil {
+		preparedImages.Lock()
+		preparedImages.committed = append(preparedImages.committed, ref)
+		preparedImages.Unlock()
+	}
 	if hasGroup {
 		if err := node.shareSocketGroup(ctx, socket); err != nil {
 			return errors.Join(commitErr, fmt.Errorf("recreating the docker group: %w", err))
@@ -176,15 +181,13 @@ func (u *upper) commitPrepared(ctx context.Context, node *Node) error {
 	if commitErr != nil {
 		return fmt.Errorf("committing node %s as %s: %w", node.Name, ref, commitErr)
 	}
-	preparedImages.Lock()
-	preparedImages.committed = append(preparedImages.committed, ref)
-	preparedImages.Unlock()
 	u.opts.Logger.Info("committed the prepared management node image", "image", ref)
 	return nil
 }
 
 // claimCommit makes this Up call the one that commits the missing prepared
-// image, unless another Up call of this process holds that claim.
+// image, unless another Up call of this process holds that claim or has
+// committed it since this node started.
 func (u *upper) claimCommit() {
 	ref := u.prepared.missingRef
 	if ref == "" {
@@ -192,7 +195,7 @@ func (u *upper) claimCommit() {
 	}
 	preparedImages.Lock()
 	defer preparedImages.Unlock()
-	if !preparedImages.committing[ref] {
+	if !preparedImages.committing[ref] && !contains(preparedImages.committed, ref) {
 		preparedImages.committing[ref] = true
 		u.prepared.commitRef = ref
 	}
