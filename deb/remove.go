@@ -32,12 +32,16 @@ func (m *Manager) Remove(ctx context.Context, names []string, purge bool) (Remov
 	}
 
 	var result RemoveResult
+	var broken []string
 	for _, st := range statuses {
 		if st.State == StateNotInstalled || (!purge && st.State == StateConfigFiles) {
 			result.Skipped = append(result.Skipped, st.Name)
 			m.emit(Event{Kind: EventSkip, Package: st.Name,
 				Message: fmt.Sprintf("skipping %s: it is not installed", st.Name)})
 			continue
+		}
+		if st.State == StateBroken {
+			broken = append(broken, describeStatus(st))
 		}
 		result.Removed = append(result.Removed, st.Name)
 	}
@@ -50,6 +54,19 @@ func (m *Manager) Remove(ctx context.Context, names []string, purge bool) (Remov
 	if purge {
 		verb = "purging"
 		argv = append(argv, "--purge")
+	}
+	if len(broken) > 0 {
+		// apt-get refuses to do anything after an interrupted dpkg run
+		// ("you must manually run 'dpkg --configure -a'"), which would
+		// block a restore after a crash inside the installation. dpkg
+		// itself removes half-installed and unpacked packages.
+		m.emit(Event{Kind: EventRemove, Message: fmt.Sprintf(
+			"removing with dpkg instead of apt-get, because a package is broken: %s",
+			strings.Join(broken, "; "))})
+		argv = []string{"dpkg", "--remove"}
+		if purge {
+			argv = []string{"dpkg", "--purge"}
+		}
 	}
 	argv = append(argv, result.Removed...)
 	m.emit(Event{Kind: EventRemove, Message: fmt.Sprintf("%s %s", verb, strings.Join(result.Removed, ", "))})
