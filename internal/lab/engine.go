@@ -48,11 +48,16 @@ func Connect(ctx context.Context) (*client.Client, error) {
 
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := cli.Ping(pingCtx); err != nil {
+	ping, err := cli.Ping(pingCtx)
+	if err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("%w responds at DOCKER_HOST=%s (%v); start it with "+
 			"'make lab-engine-start' or fix DOCKER_HOST", ErrNoEngine, host, err)
 	}
+	// The client negotiates lazily on its first API call and does so
+	// without a lock, so two goroutines sharing a fresh client race on
+	// it. Negotiating here, before the client is shared, avoids that.
+	cli.NegotiateAPIVersionPing(ping)
 	return cli, nil
 }
 
