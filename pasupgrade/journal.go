@@ -20,6 +20,10 @@ const (
 	JournalFile = "pasupgrade-journal.json"
 	// LockFile is held while a run is in progress.
 	LockFile = "pasupgrade.lock"
+
+	// DefaultNodeLock is the node-wide lock file the CLI holds during an
+	// upgrade or restore, whatever the work directory.
+	DefaultNodeLock = "/run/lock/pasupgrade.lock"
 )
 
 // journalFormat is the version of the journal's JSON layout.
@@ -203,7 +207,16 @@ type Lock struct {
 // wrapping ErrLocked, naming the holder's process id, when another process
 // holds it.
 func AcquireLock(dir string) (*Lock, error) {
-	path := filepath.Join(dir, LockFile)
+	return AcquireLockFile(filepath.Join(dir, LockFile))
+}
+
+// AcquireLockFile takes the lock held in the file at path, creating the
+// file and its directory when missing, as AcquireLock does for a work
+// directory.
+func AcquireLockFile(path string) (*Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the directory of the lock %s: %w", path, err)
+	}
 	// The work directory belongs to pas, so the lock is not followed
 	// through a symbolic link: root would truncate the link's target.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)

@@ -203,6 +203,20 @@ func TestLockRejectsSecondRun(t *testing.T) {
 	assert.Empty(t, sys.Log())
 }
 
+func TestNodeLockRejectsRunInOtherWorkDir(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	nodeLock := filepath.Join(t.TempDir(), "run", "lock", "pasupgrade.lock")
+	lock, err := pasupgrade.AcquireLockFile(nodeLock)
+	require.NoError(t, err)
+	defer lock.Release()
+
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{NodeLock: nodeLock})
+	require.ErrorIs(t, err, pasupgrade.ErrLocked)
+	assert.Contains(t, err.Error(), "another upgrade or restore is running on this node")
+	assert.Contains(t, err.Error(), nodeLock)
+	assert.Empty(t, sys.Log())
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestInterruptedStepRunsAgain(t *testing.T) {

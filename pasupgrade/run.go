@@ -22,6 +22,12 @@ type RunConfig struct {
 	// EventWould events and not made. It takes no lock and writes no
 	// journal.
 	DryRun bool
+	// NodeLock is the path of a lock file held for the whole run in
+	// addition to the work directory's, so that two runs with different
+	// work directories cannot change the same node at once. Empty means
+	// only the work directory is locked. The CLI uses DefaultNodeLock.
+	NodeLock string
+
 	// ToolVersion is written to the journal.
 	ToolVersion string
 	// Events receives what happens. Nil drops the events.
@@ -127,6 +133,13 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 	r.emit(Event{Kind: EventPlan, Plan: plan.Infos(), Total: len(plan.Steps)})
 
 	if !cfg.DryRun {
+		if cfg.NodeLock != "" {
+			nodeLock, err := AcquireLockFile(cfg.NodeLock)
+			if err != nil {
+				return nil, fmt.Errorf("another upgrade or restore is running on this node: %w", err)
+			}
+			defer nodeLock.Release()
+		}
 		lock, err := AcquireLock(plan.Options.WorkDir)
 		if err != nil {
 			return nil, err

@@ -72,7 +72,8 @@ func runPlanCmd(cmd *cobra.Command, a *app, f *planFlags, restore bool) error {
 	// is not needed here.
 	_, err = pasupgrade.Run(ctx, plan, deps, pasupgrade.RunConfig{
 		Resume: f.resume, DryRun: f.dryRun, ToolVersion: toolVersion(),
-		Events: view.render, Confirm: confirmer(a, f), Logger: a.logger,
+		NodeLock: a.pasPath(pasupgrade.DefaultNodeLock),
+		Events:   view.render, Confirm: confirmer(a, f), Logger: a.logger,
 	})
 	view.finish()
 	if err != nil {
