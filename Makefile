@@ -13,7 +13,7 @@ vet:
 # The README's test command. Tests that need the lab's Docker engine skip
 # without one, unless PASUPGRADE_REQUIRE_LAB=1 (CI) turns a skip into a failure.
 test: vet
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
 # A short run of the archive validator's fuzz target on top of its seed corpus.
