@@ -1,5 +1,5 @@
 // Package runnertest provides a scripted fake of runner.Runner for unit
-// tests. The fake fails the test on any command it was not told to expect,
+// tests. The fake fails the test on any command it does not expect,
 // and, when the test ends, on any expected command that never ran.
 package runnertest
 
@@ -41,7 +41,7 @@ func New(t TB) *Fake {
 }
 
 // AnyOrder lets expected commands run in any order. Each still runs once
-// unless Times says otherwise.
+// unless Times sets another count.
 func (f *Fake) AnyOrder() *Fake {
 	f.mu.Lock()
 	defer f.mu.Unlock()
