@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -310,23 +308,8 @@ func (p *backupProgress) finish() {
 // confirmRestore prompts for confirmation unless yes is set. Without a
 // terminal it fails and names the flag to pass.
 func confirmRestore(a *app, yes bool, question string) error {
-	if yes {
-		return nil
-	}
-	if !a.streams.InIsTerminal {
-		return usageErrorf("restore-files overwrites files under %s: pass --yes to confirm "+
-			"when stdin is not a terminal", a.root)
-	}
-	fmt.Fprintf(a.streams.ErrOut, "%s [y/N] ", question)
-	answer, err := bufio.NewReader(a.streams.In).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reading the confirmation: %w", err)
-	}
-	switch strings.ToLower(strings.TrimSpace(answer)) {
-	case "y", "yes":
-		return nil
-	}
-	return withExitCode(exitFailure, errors.New("restore cancelled: the reply was not yes"))
+	return confirm(a, yes, question,
+		fmt.Sprintf("restore-files overwrites files under %s", a.root), "restore cancelled")
 }
 
 // backupMemoryLimit is the soft heap limit for backup and restore. The

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -211,21 +207,5 @@ func addChangeFlags(cmd *cobra.Command, yes, dryRun *bool) {
 // confirmChange prompts with question on the terminal unless yes is set. Without a
 // terminal it fails with the flag to pass instead of prompting.
 func confirmChange(a *app, yes bool, question string) error {
-	if yes {
-		return nil
-	}
-	if !a.streams.InIsTerminal {
-		return usageErrorf("this command changes the management configuration: pass --yes to confirm " +
-			"when stdin is not a terminal")
-	}
-	fmt.Fprintf(a.streams.ErrOut, "%s [y/N] ", question)
-	answer, err := bufio.NewReader(a.streams.In).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reading the confirmation: %w", err)
-	}
-	switch strings.ToLower(strings.TrimSpace(answer)) {
-	case "y", "yes":
-		return nil
-	}
-	return errors.New("cancelled: the reply was not yes")
+	return confirm(a, yes, question, "this command changes the management configuration", "cancelled")
 }
