@@ -94,7 +94,8 @@ func UniqueName(prefix string) string {
 // with the socket's gid gives access to it. The work directory is mounted
 // at its own path, docker-init runs as PID 1 and reaps detached service
 // processes, and this machine's docker client is copied to
-// /usr/bin/docker. On error nothing is left behind.
+// /usr/bin/docker. On error the container is removed, but a work
+// directory that StartNode created stays.
 func StartNode(ctx context.Context, cli client.APIClient, opts NodeOptions) (*Node, error) {
 	if opts.Name == "" {
 		return nil, errors.New("starting a node: NodeOptions.Name is empty; use lab.UniqueName(prefix)")
