@@ -152,6 +152,11 @@ type candidate struct {
 // Set.Skipped. Every problem is reported in one *SetError, before
 // anything is installed; the Set is returned with it, holding what was found.
 func FindSet(paths []string, want string) (Set, error) {
+	return new(SetFinder).FindSet(paths, want)
+}
+
+// findSet is FindSet with the files read by inspectAll.
+func findSet(paths []string, want string, inspectAll func([]candidate) []inspection) (Set, error) {
 	wantVersion, err := version.Parse(want)
 	if err != nil {
 		return Set{}, fmt.Errorf("invalid package version %q: %w", want, err)
@@ -166,8 +171,9 @@ func FindSet(paths []string, want string) (Set, error) {
 
 	set := Set{Version: wantVersion}
 	byName := map[string][]Package{}
-	for _, c := range candidates {
-		pkg, problem, ok := readCandidate(c)
+	inspected := inspectAll(candidates)
+	for i, c := range candidates {
+		pkg, problem, ok := readCandidate(c, inspected[i])
 		switch {
 		case problem != nil && problem.Kind == ProblemNotDeb && !c.explicit && !hasDebSuffix(c.path):
 			// Checksums and signatures can be named after the package,
@@ -290,10 +296,10 @@ func namesVersion(path string, want version.Version) bool {
 	return err != nil || version.Compare(got, want) == 0
 }
 
-// readCandidate inspects one file. It returns the package and whether it
+// readCandidate judges one file by its inspection. It returns the package and whether it
 // belongs to the set, or the problem that makes the file unusable.
-func readCandidate(c candidate) (Package, *Problem, bool) {
-	pkg, err := Inspect(c.path)
+func readCandidate(c candidate, r inspection) (Package, *Problem, bool) {
+	pkg, err := r.pkg, r.err
 	switch {
 	case errors.Is(err, ErrNotDeb):
 		return Package{}, &Problem{Kind: ProblemNotDeb, Package: nameFromFile(c.path), Paths: []string{c.path},
