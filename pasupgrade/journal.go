@@ -52,6 +52,10 @@ type StepRecord struct {
 	// runs can be compared without keeping the output.
 	Output string `json:"output_digest,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Waited is the part of the step's time spent waiting on commands,
+	// dpkg, the upgrade tool, the management API, systemd and remote
+	// nodes; the rest is the tool's own work.
+	Waited time.Duration `json:"waited_ns,omitempty"`
 }
 
 // Journal is the record of a run, kept as JSON in the work directory and
@@ -68,6 +72,11 @@ type Journal struct {
 	Steps       []StepRecord `json:"steps"`
 	Started     time.Time    `json:"started"`
 	Finished    *time.Time   `json:"finished,omitempty"`
+	// Waited is the time every run of the journal spent waiting on the
+	// system, in its preflight checks and confirmation as well as in its
+	// steps. For a run that was not resumed, Finished minus Started
+	// minus Waited is the tool's own time.
+	Waited time.Duration `json:"waited_ns,omitempty"`
 
 	path string
 }

@@ -57,6 +57,11 @@ type Summary struct {
 	Downtime time.Duration `json:"downtime_ns"`
 	// Duration is the wall time of the whole run.
 	Duration time.Duration `json:"duration_ns"`
+	// Waited is the part of Duration spent waiting on the system:
+	// commands, dpkg, the upgrade tool, the management API, systemd,
+	// remote nodes and the confirmation prompt. The rest is the tool's
+	// own work.
+	Waited time.Duration `json:"waited_ns"`
 	// BackupSet is the backup set made (upgrade) or used (restore).
 	BackupSet string `json:"backup_set,omitempty"`
 	// JournalPath is the journal's file; empty in a dry run.
@@ -127,8 +132,8 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &run{plan: plan, cfg: cfg, started: deps.Clock.Now()}
-	r.env = &Env{Deps: deps, Options: plan.Options, Path: plan.Path, State: &State{},
+	r := &run{plan: plan, cfg: cfg, started: deps.Clock.Now(), meter: &waitMeter{clock: deps.Clock}}
+	r.env = &Env{Deps: meteredDeps(deps, r.meter), Options: plan.Options, Path: plan.Path, State: &State{},
 		Started: r.started, DryRun: cfg.DryRun, emit: r.emit}
 	r.emit(Event{Kind: EventPlan, Plan: plan.Infos(), Total: len(plan.Steps)})
 
@@ -160,12 +165,16 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 	}
 	if cfg.Confirm != nil && !cfg.DryRun {
 		r.emit(Event{Kind: EventPrompt, Message: "confirm before the first change"})
-		if err := cfg.Confirm(ctx, plan); err != nil {
+		endWait := r.meter.begin()
+		err := cfg.Confirm(ctx, plan)
+		endWait()
+		if err != nil {
 			return nil, err
 		}
 	}
 	if cfg.DryRun {
-		r.env.Deps = DryRunDeps(deps, func(msg string) { r.emit(Event{Kind: EventWould, Message: msg}) })
+		dry := DryRunDeps(deps, func(msg string) { r.emit(Event{Kind: EventWould, Message: msg}) })
+		r.env.Deps = meteredDeps(dry, r.meter)
 	}
 
 	if err := r.steps(ctx); err != nil {
@@ -182,6 +191,11 @@ type run struct {
 	journal *Journal
 	summary Summary
 	started time.Time
+
+	// meter measures this run's waits; waitedBefore is what the runs
+	// the journal records before this one waited.
+	meter        *waitMeter
+	waitedBefore time.Duration
 }
 
 func (r *run) emit(ev Event) {
@@ -214,6 +228,7 @@ func (r *run) openJournal() error {
 			return fmt.Errorf("the run recorded in %s finished at %s: there is nothing to resume", j.path, j.Finished.Format(time.RFC3339))
 		}
 		r.journal = j
+		r.waitedBefore = j.Waited
 		*r.env.State = j.State
 		return nil
 	}
@@ -244,6 +259,7 @@ func (r *run) save() error {
 		return nil
 	}
 	r.journal.State = *r.env.State
+	r.journal.Waited = r.waitedBefore + r.meter.waited()
 	return r.journal.save()
 }
 
@@ -312,13 +328,15 @@ func (r *run) step(ctx context.Context, i int, step Step) error {
 
 	out := newStepOutput()
 	r.env.output = out
+	waited := r.meter.waited()
 	err := step.Run(ctx, r.env)
+	waited = r.meter.waited() - waited
 	r.env.output = nil
 	end := r.now()
 	r.coreDown(step, false, end)
 
 	rec = r.journal.record(step.ID)
-	rec.End, rec.Output, rec.Outcome = &end, out.digest(), OutcomeDone
+	rec.End, rec.Output, rec.Outcome, rec.Waited = &end, out.digest(), OutcomeDone, waited
 	if err != nil {
 		rec.Outcome = OutcomeFailed
 		rec.Error = r.redact(err.Error())
@@ -395,7 +413,7 @@ func (r *run) finish() (*Summary, error) {
 	st := r.env.State
 	s := &r.summary
 	s.Kind, s.From, s.To, s.DryRun = r.plan.Kind, r.plan.Path.From, r.plan.Path.To, r.cfg.DryRun
-	s.Downtime, s.Duration = st.Downtime, end.Sub(r.started)
+	s.Downtime, s.Duration, s.Waited = st.Downtime, end.Sub(r.started), r.meter.waited()
 	s.BackupSet, s.HashScheme, s.Reapplied = st.BackupSet, st.HashScheme, st.Reapplied
 	r.emit(Event{Kind: EventSummary, Summary: s})
 	return s, nil

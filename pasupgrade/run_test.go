@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pasops/pasupgrade/pasupgrade"
+	"github.com/pasops/pasupgrade/runner"
 )
 
 func TestDryRunChangesNothing(t *testing.T) {
@@ -278,4 +279,84 @@ func TestDowntimeIncludesInsertedSteps(t *testing.T) {
 	summary, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, summary.Downtime, 10*time.Second)
+}
+
+// handClock is a Clock that moves only when the test moves it.
+type handClock struct{ now time.Time }
+
+func (c *handClock) Now() time.Time          { return c.now }
+func (c *handClock) advance(d time.Duration) { c.now = c.now.Add(d) }
+
+// slowRunner makes every command take cost on clock. It answers the
+// command "probe" itself and passes the others on.
+type slowRunner struct {
+	next  runner.Runner
+	clock *handClock
+	cost  time.Duration
+	calls *int
+}
+
+func (r slowRunner) Run(ctx context.Context, cmd runner.Command) (runner.Result, error) {
+	r.clock.advance(r.cost)
+	*r.calls++
+	if cmd.String() == "probe" {
+		return runner.Result{}, nil
+	}
+	return r.next.Run(ctx, cmd)
+}
+
+func TestRunSeparatesWaitsFromOwnWork(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	clock := &handClock{now: time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)}
+	deps := sys.Deps(clock, pasupgrade.ConfigconvEditor{})
+	calls := 0
+	deps.Runner = slowRunner{deps.Runner, clock, 2 * time.Second, &calls}
+
+	// The step works 5 s itself and waits 2 s for one command.
+	own := pasupgrade.Step{ID: "own-work", Title: "work in the tool's process", Section: "in-house",
+		User: pasupgrade.UserRoot, Action: "compute",
+		Run: func(ctx context.Context, e *pasupgrade.Env) error {
+			clock.advance(5 * time.Second)
+			_, err := e.Run(ctx, runner.Command{Argv: []string{"probe"}})
+			return err
+		}}
+	require.NoError(t, plan.InsertAfter(pasupgrade.StepBackup, own))
+
+	summary, err := pasupgrade.Run(context.Background(), plan, deps, pasupgrade.RunConfig{})
+	require.NoError(t, err)
+	require.Greater(t, calls, 1)
+	assert.Equal(t, time.Duration(calls)*2*time.Second, summary.Waited, "every command's time is a wait")
+	assert.Equal(t, 5*time.Second, summary.Duration-summary.Waited, "the rest is the step's own work")
+
+	j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+	require.NoError(t, err)
+	assert.Equal(t, summary.Waited, j.Waited)
+	for _, rec := range j.Steps {
+		if rec.ID == own.ID {
+			assert.Equal(t, 2*time.Second, rec.Waited)
+			assert.Equal(t, 7*time.Second, rec.End.Sub(rec.Start))
+		}
+	}
+}
+
+func TestResumeAddsUpWaits(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	clock := &handClock{now: time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)}
+	deps := sys.Deps(clock, pasupgrade.ConfigconvEditor{})
+	calls := 0
+	deps.Runner = slowRunner{deps.Runner, clock, time.Second, &calls}
+	sys.FailOn("systemctl stop proxedo-api-security", errors.New("unit failed to stop"))
+
+	_, err := pasupgrade.Run(context.Background(), plan, deps, pasupgrade.RunConfig{})
+	require.Error(t, err)
+	first := calls
+	require.Positive(t, first)
+
+	sys.ResetLog()
+	summary, err := pasupgrade.Run(context.Background(), plan, deps, pasupgrade.RunConfig{Resume: true})
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(calls-first)*time.Second, summary.Waited, "the summary counts this run")
+	j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(calls)*time.Second, j.Waited, "the journal counts every run")
 }

@@ -139,6 +139,10 @@ func summaryText(s *pasupgrade.Summary) string {
 	if s.Kind == pasupgrade.KindUpgrade {
 		fmt.Fprintf(&b, "  core down:   %s\n", s.Downtime.Round(time.Millisecond))
 	}
+	if !s.DryRun {
+		fmt.Fprintf(&b, "  own work:    %s; the rest waited on commands, dpkg, containers, the API and systemd\n",
+			(s.Duration - s.Waited).Round(time.Millisecond))
+	}
 	if s.HashScheme != "" {
 		fmt.Fprintf(&b, "  admin password hash: %s\n", s.HashScheme)
 	}

@@ -198,8 +198,11 @@ func buildDeps(_ context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (
 		deployDir = pasupgrade.PASHome
 	}
 	deps := pasupgrade.Deps{
-		Runner:   run,
-		Packages: pasupgrade.DebPackages{Manager: &deb.Manager{Runner: run, Logger: a.logger, OnEvent: debEvents(a)}},
+		Runner: run,
+		Packages: pasupgrade.DebPackages{
+			Manager: &deb.Manager{Runner: run, Logger: a.logger, OnEvent: debEvents(a)},
+			Finder:  new(deb.SetFinder),
+		},
 		Tool:     tool,
 		API:      pasupgrade.MgmtAPI{Client: client, User: f.mgmt.user, Password: password},
 		Services: pasupgrade.Systemctl{Runner: run},

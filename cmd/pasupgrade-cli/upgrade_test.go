@@ -83,6 +83,7 @@ func TestUpgradeTextSummary(t *testing.T) {
 	assert.Contains(t, out, "PASS  root")
 	assert.Contains(t, out, "upgrade from 4.8.0 to 4.9.0 finished")
 	assert.Contains(t, out, "core down:   ")
+	assert.Contains(t, out, "own work:    ")
 	assert.Contains(t, out, "admin password hash: bcrypt")
 	assert.Contains(t, out, "backup set:  /var/backups/pasupgrade/set-1")
 }
