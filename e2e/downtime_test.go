@@ -39,23 +39,21 @@ type downtimeRun struct {
 	// PostUpgrade is the journal's duration of the post-upgrade step: the
 	// upgrade tool's own run time, which the guide puts inside the window.
 	PostUpgrade time.Duration `json:"post_upgrade_ns"`
-	// Wall is the journal's time from the first step's start to the end.
+	// Wall is the journal's time from its start, before the preflight
+	// checks, to its end.
 	Wall time.Duration `json:"wall_ns"`
-	// BetweenSteps is Wall minus the sum of the step durations: journal
-	// writes, events and the orchestrator's own work between steps.
-	BetweenSteps time.Duration `json:"between_steps_ns"`
-	// InProcess is the duration of the steps whose work the CLI does in
-	// its own process (the backup: zip, export, verify).
-	InProcess time.Duration `json:"in_process_ns"`
-	// Overhead is BetweenSteps plus InProcess.
+	// Waited is the journal's time spent waiting on commands, dpkg, the
+	// upgrade tool's containers, the management API and systemd.
+	Waited time.Duration `json:"waited_ns"`
+	// Overhead is Wall minus Waited: the tool's own work.
 	Overhead time.Duration `json:"overhead_ns"`
+	// OwnByStep is each step's own work, and under "(outside steps)" the
+	// preflight checks, journal writes and events between steps.
+	OwnByStep map[string]time.Duration `json:"own_by_step_ns"`
 }
 
-// inProcessSteps are the steps whose time counts as the tool's own: the
-// backup step writes and verifies the zip in the CLI's process. Its export
-// of the running configuration is an API wait, so counting the whole step
-// overstates the overhead a little.
-var inProcessSteps = map[string]bool{pasupgrade.StepBackup: true}
+// outsideSteps is the key of OwnByStep for the work between steps.
+const outsideSteps = "(outside steps)"
 
 // measureJournal fills the journal's figures into r.
 func measureJournal(r *downtimeRun, j *pasupgrade.Journal) error {
@@ -63,22 +61,22 @@ func measureJournal(r *downtimeRun, j *pasupgrade.Journal) error {
 		return fmt.Errorf("the journal has no end time")
 	}
 	r.Wall = j.Finished.Sub(j.Started)
-	var steps time.Duration
+	r.Waited = j.Waited
+	r.Overhead = r.Wall - r.Waited
+	r.OwnByStep = map[string]time.Duration{}
+	outside := r.Overhead
 	for _, s := range j.Steps {
 		if s.End == nil {
 			return fmt.Errorf("step %s has no end time", s.ID)
 		}
-		d := s.End.Sub(s.Start)
-		steps += d
-		if inProcessSteps[s.ID] {
-			r.InProcess += d
-		}
+		own := s.End.Sub(s.Start) - s.Waited
+		r.OwnByStep[s.ID] = own
+		outside -= own
 		if s.ID == pasupgrade.StepPostUpgrade {
-			r.PostUpgrade = d
+			r.PostUpgrade = s.End.Sub(s.Start)
 		}
 	}
-	r.BetweenSteps = r.Wall - steps
-	r.Overhead = r.BetweenSteps + r.InProcess
+	r.OwnByStep[outsideSteps] = outside
 	return nil
 }
 
@@ -160,10 +158,21 @@ func downtimeTable(runs []downtimeRun) string {
 		{"post-upgrade step (the upgrade tool's run)", ms(post)},
 		{"prober gap minus post-upgrade (target: at most 200 ms)", ms(excess)},
 		{"prober gap / post-upgrade", fmt.Sprintf("%.2f", float64(gap)/float64(post))},
-		{"upgrade wall time (journal, first step to end)", ms(pick(func(r downtimeRun) time.Duration { return r.Wall }))},
-		{"time between steps", ms(pick(func(r downtimeRun) time.Duration { return r.BetweenSteps }))},
-		{"in-process steps (backup)", ms(pick(func(r downtimeRun) time.Duration { return r.InProcess }))},
-		{"tool overhead (target: at most 2000 ms)", ms(pick(func(r downtimeRun) time.Duration { return r.Overhead }))},
+		{"upgrade wall time (journal: preflight to end)", ms(pick(func(r downtimeRun) time.Duration { return r.Wall }))},
+		{"waiting on commands, dpkg, containers, the API, systemd", ms(pick(func(r downtimeRun) time.Duration { return r.Waited }))},
+		{"tool overhead: wall minus waits (target: at most 2000 ms)", ms(pick(func(r downtimeRun) time.Duration { return r.Overhead }))},
+	}
+	// The steps with the most own work, by median, explain the overhead.
+	var keys []string
+	for key := range runs[0].OwnByStep {
+		keys = append(keys, key)
+	}
+	own := func(key string) time.Duration {
+		return pick(func(r downtimeRun) time.Duration { return r.OwnByStep[key] })
+	}
+	sort.Slice(keys, func(i, j int) bool { return own(keys[i]) > own(keys[j]) })
+	for _, key := range keys[:min(len(keys), 4)] {
+		rows = append(rows, [2]string{"  own work in " + key, ms(own(key))})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Medians of %d single-node upgrades; %d CPUs (GOMAXPROCS), %s/%s.\n\n",
@@ -214,18 +223,22 @@ func TestMeasureJournal(t *testing.T) {
 	j := &pasupgrade.Journal{
 		Started:  *at(0),
 		Finished: at(1000),
+		Waited:   850 * time.Millisecond,
 		Steps: []pasupgrade.StepRecord{
-			{ID: pasupgrade.StepBackup, Start: *at(10), End: at(110)},
-			{ID: pasupgrade.StepPostUpgrade, Start: *at(120), End: at(920)},
+			{ID: pasupgrade.StepBackup, Start: *at(10), End: at(110), Waited: 60 * time.Millisecond},
+			{ID: pasupgrade.StepPostUpgrade, Start: *at(120), End: at(920), Waited: 760 * time.Millisecond},
 		},
 	}
 	var r downtimeRun
 	require.NoError(t, measureJournal(&r, j))
 	require.Equal(t, time.Second, r.Wall)
 	require.Equal(t, 800*time.Millisecond, r.PostUpgrade)
-	require.Equal(t, 100*time.Millisecond, r.BetweenSteps, "1000 ms wall minus 900 ms of steps")
-	require.Equal(t, 100*time.Millisecond, r.InProcess, "the backup step")
-	require.Equal(t, 200*time.Millisecond, r.Overhead)
+	require.Equal(t, 150*time.Millisecond, r.Overhead, "1000 ms wall minus 850 ms of waits")
+	require.Equal(t, map[string]time.Duration{
+		pasupgrade.StepBackup:      40 * time.Millisecond,
+		pasupgrade.StepPostUpgrade: 40 * time.Millisecond,
+		outsideSteps:               70 * time.Millisecond, // 100 ms outside steps, 30 ms of it waits
+	}, r.OwnByStep)
 
 	j.Steps[1].End = nil
 	require.Error(t, measureJournal(&r, j), "an unfinished step")
