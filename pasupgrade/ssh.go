@@ -49,7 +49,11 @@ func (r Remote) Run(ctx context.Context, access RemoteAccess, host string, cmd r
 
 	var stdout, stderr bytes.Buffer
 	session.Stdout, session.Stderr, session.Stdin = &stdout, &stderr, cmd.Stdin
-	line := remoteCommandLine(access.User, cmd)
+	remote := cmd
+	if cmd.SurviveCaller {
+		remote.Argv = runner.SurvivorArgv(cmd.Argv)
+	}
+	line := remoteCommandLine(access.User, remote)
 	done := make(chan error, 1)
 	go func() { done <- session.Run(line) }()
 	select {

@@ -43,10 +43,20 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 	if len(c.Argv) == 0 {
 		return Result{}, errors.New("runner: empty command")
 	}
+	if c.SurviveCaller && (c.Interactive || c.Stdin != nil) {
+		return Result{}, fmt.Errorf("runner: %s: a command that survives its caller takes no input and no terminal", c.String())
+	}
 
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	if c.SurviveCaller {
+		// No context: cancelling it must not signal the command.
+		argv := SurvivorArgv(c.Argv)
+		cmd = exec.Command(argv[0], argv[1:]...)
+	}
 	cmd.Dir = c.Dir
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	if !c.SurviveCaller {
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	}
 	cmd.WaitDelay = l.KillGrace
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = 10 * time.Second
@@ -105,7 +115,7 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 	switch {
 	case err == nil:
 		return res, nil
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && !c.SurviveCaller:
 		return res, fmt.Errorf("running %s: %w", c.String(), ctx.Err())
 	case errors.As(err, &exitErr):
 		return res, NewExitError(c, res)

@@ -50,6 +50,17 @@ type Command struct {
 	// Interactive connects the command to the operator's terminal instead
 	// of capturing its output. Runners without a terminal reject it.
 	Interactive bool
+
+	// SurviveCaller keeps the command running to its end when the caller
+	// dies or gives up: its output reaches the caller through relays that
+	// go on reading, and discarding, once the caller is gone, so that no
+	// write of the command meets a broken pipe, and cancelling ctx does
+	// not signal it. It is for dpkg: a maintainer script killed by a
+	// broken pipe in the middle of its work can leave a package that dpkg
+	// records as installed while its configuration is half done. Run
+	// still waits for the command to end. It cannot be combined with
+	// Stdin or Interactive.
+	SurviveCaller bool
 }
 
 // String returns the command line with secrets redacted, for logs and errors.

@@ -42,11 +42,15 @@ func (n *Node) Run(ctx context.Context, c runner.Command) (runner.Result, error)
 	if c.User != "" {
 		env = runner.MergeEnv(loginEnv(c.User), c.Env)
 	}
+	argv := c.Argv
+	if c.SurviveCaller {
+		argv = runner.SurvivorArgv(argv)
+	}
 	created, err := n.cli.ContainerExecCreate(ctx, n.ID, container.ExecOptions{
 		User:         c.User,
 		Env:          env,
 		WorkingDir:   c.Dir,
-		Cmd:          c.Argv,
+		Cmd:          argv,
 		AttachStdin:  c.Stdin != nil,
 		AttachStdout: true,
 		AttachStderr: true,

@@ -1,0 +1,29 @@
+package runner
+
+// survivorScript runs its arguments as a command whose standard output and
+// error go through named pipes to two tee processes, which copy them to
+// the script's own output and error. "tee -p" ignores SIGPIPE and goes on
+// reading after its output breaks, so the command's writes keep
+// succeeding when the process reading the script's output is gone. The
+// command itself runs in the foreground with the signal dispositions it
+// would have without the script, and its exit status is the script's.
+// Exit status 125 means the pipes could not be made.
+const survivorScript = `dir=$(mktemp -d) || exit 125
+if ! mkfifo "$dir/out" "$dir/err"; then rm -rf "$dir"; exit 125; fi
+tee -p /dev/null <"$dir/out" &
+tee -p /dev/null <"$dir/err" >&2 &
+"$@" >"$dir/out" 2>"$dir/err"
+status=$?
+wait
+rm -rf "$dir"
+exit "$status"`
+
+// SurvivorArgv returns argv wrapped in a POSIX shell script that keeps it
+// running when its reader goes away, as Command.SurviveCaller asks. A
+// Runner that runs commands through a shell on another machine, such as
+// over SSH or docker exec, runs this argv there to honour SurviveCaller.
+// The script needs sh, mktemp, mkfifo and GNU tee, which every Debian
+// system has.
+func SurvivorArgv(argv []string) []string {
+	return append([]string{"/bin/sh", "-c", survivorScript, "pasupgrade-survivor"}, argv...)
+}
