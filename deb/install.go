@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pasops/pasupgrade/runner"
@@ -53,6 +54,10 @@ type InstallResult struct {
 	// ConfiguredPending reports that packages left half-configured by an
 	// earlier run were configured before the installation.
 	ConfiguredPending bool
+
+	// AlreadyInstalled lists the packages that were installed at the
+	// set's version before dpkg ran, which Install left alone.
+	AlreadyInstalled []string
 }
 
 // ErrNotInstalled is wrapped when a package is not installed at the set's
@@ -69,7 +74,11 @@ var ErrNotInstalled = errors.New("deb: package not installed at the expected ver
 // its environment, stdin from /dev/null, and --force-confdef
 // --force-confold, which keeps every locally modified configuration file.
 // When an earlier run left a package of the set unpacked or
-// half-configured, "dpkg --configure -a" runs first with the same options. Afterwards Install reports each .dpkg-dist file that
+// half-configured, "dpkg --configure -a" runs first with the same options.
+// A package then installed at the set's version is not installed again, so
+// that repeating Install after an interruption does not run its maintainer
+// scripts a second time, which would back up and reset its configuration
+// again. Afterwards Install reports each .dpkg-dist file that
 // appeared, checks that every package is installed at the set's version,
 // and removes a given admin password from the debconf database. A held
 // dpkg lock is waited for up to Manager.LockWait.
@@ -83,8 +92,7 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 	if opts.Interactive && opts.AdminPassword != "" {
 		return InstallResult{}, errors.New("installing packages: an admin password cannot be preseeded in interactive mode; enter it when the installer asks")
 	}
-	paths, err := absolutePaths(set.Paths())
-	if err != nil {
+	if _, err := absolutePaths(set.Paths()); err != nil {
 		return InstallResult{}, err
 	}
 
@@ -109,30 +117,69 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 	// Maintainer scripts can print the preseeded password, so the output of
 	// every dpkg run is redacted too.
 	secrets := []string{opts.AdminPassword}
-	result.ConfiguredPending, err = m.configureIfPending(ctx, set.Names(), opts.Interactive, secrets)
+	var statuses []Status
+	result.ConfiguredPending, statuses, err = m.configureIfPending(ctx, set.Names(), opts.Interactive, secrets)
 	if err != nil {
 		return result, err
 	}
+	if result.ConfiguredPending {
+		if statuses, err = m.Installed(ctx, set.Names()...); err != nil {
+			return result, fmt.Errorf("checking the installed versions: %w", err)
+		}
+	}
 
-	conffiles := distCandidates(set)
+	todo := notYetInstalled(set, statuses)
+	for _, p := range set.Packages {
+		if !slices.Contains(todo.Names(), p.Name) {
+			result.AlreadyInstalled = append(result.AlreadyInstalled, p.Name)
+		}
+	}
+	if len(result.AlreadyInstalled) > 0 {
+		m.emit(Event{Kind: EventSkip, Message: fmt.Sprintf("already installed at %s, left alone: %s",
+			set.Version, strings.Join(result.AlreadyInstalled, ", "))})
+	}
+	if len(todo.Packages) == 0 {
+		result.Packages, err = m.verifyInstalled(ctx, set)
+		return result, err
+	}
+
+	conffiles := distCandidates(todo)
 	before, err := m.statFiles(ctx, conffiles)
 	if err != nil {
 		return result, err
 	}
 
-	m.emit(Event{Kind: EventInstall, Message: fmt.Sprintf("installing %s", strings.Join(set.Names(), ", "))})
-	if err := m.runDpkgInstall(ctx, paths, opts.Interactive, secrets); err != nil {
-		return result, m.explainFailure(ctx, set, fmt.Errorf("installing %s: %w", strings.Join(paths, " "), err))
+	todoPaths, err := absolutePaths(todo.Paths())
+	if err != nil {
+		return result, err
+	}
+	m.emit(Event{Kind: EventInstall, Message: fmt.Sprintf("installing %s", strings.Join(todo.Names(), ", "))})
+	if err := m.runDpkgInstall(ctx, todoPaths, opts.Interactive, secrets); err != nil {
+		return result, m.explainFailure(ctx, set, fmt.Errorf("installing %s: %w", strings.Join(todoPaths, " "), err))
 	}
 
 	after, err := m.statFiles(ctx, conffiles)
 	if err != nil {
 		return result, err
 	}
-	result.Kept = m.newDistFiles(set, before, after)
+	result.Kept = m.newDistFiles(todo, before, after)
 
 	result.Packages, err = m.verifyInstalled(ctx, set)
 	return result, err
+}
+
+// notYetInstalled returns the packages of set that are not fully
+// installed at the set's version, by their statuses in set order.
+func notYetInstalled(set Set, statuses []Status) Set {
+	todo := set
+	todo.Packages = nil
+	for i, p := range set.Packages {
+		if st := statuses[i]; st.Installed() && st.IsVersion(set.Version) {
+			continue
+		}
+		todo.Packages = append(todo.Packages, p)
+	}
+	return todo
 }
 
 // checkChange rejects changes to a database other than the system's.
@@ -247,10 +294,10 @@ func (m *Manager) configurePending(ctx context.Context, interactive bool, secret
 
 // configureIfPending configures pending packages when any of names is
 // waiting for it, because dpkg refuses some operations until it is done.
-func (m *Manager) configureIfPending(ctx context.Context, names []string, interactive bool, secrets []string) (bool, error) {
+func (m *Manager) configureIfPending(ctx context.Context, names []string, interactive bool, secrets []string) (bool, []Status, error) {
 	statuses, err := m.Installed(ctx, names...)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	var pending []string
 	for _, st := range statuses {
@@ -259,12 +306,12 @@ func (m *Manager) configureIfPending(ctx context.Context, names []string, intera
 		}
 	}
 	if len(pending) == 0 {
-		return false, nil
+		return false, statuses, nil
 	}
 
 	m.emit(Event{Kind: EventConfigure, Message: fmt.Sprintf(
 		"configuring packages an earlier run left unfinished: %s", strings.Join(pending, ", "))})
-	return true, m.configurePending(ctx, interactive, secrets)
+	return true, statuses, m.configurePending(ctx, interactive, secrets)
 }
 
 // verifyInstalled checks that every package of set is installed at the

@@ -272,9 +272,16 @@ func TestInstallConfiguresPendingFirst(t *testing.T) {
 	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("false", ""))
 	fake.Expect(queryArgv...).Stdout(CorePackage + "\tii \t4.8.0\n" + MgmtPackage + "\tiU \t4.9.0\n")
 	fake.Expect(configureArgv...)
-	fake.Expect(distArgv...).Exit(1).Stderr(missingDist)
-	fake.Expect(installArgv...)
-	fake.Expect(distArgv...).Exit(1).Stderr(missingDist)
+	// Configured, the 4.9.0 management package is complete and is not
+	// installed a second time.
+	fake.Expect(queryArgv...).Stdout(CorePackage + "\tii \t4.8.0\n" + MgmtPackage + "\tii \t4.9.0\n")
+	distTodo := []string{"stat", "--format=%i:%Y:%n", "--",
+		"/opt/balasys/etc/core/config.yml.dpkg-dist", "/opt/balasys/etc/storage/config.yml.dpkg-dist"}
+	fake.Expect(distTodo...).Exit(1).Stderr(missingDist)
+	fake.Expect("dpkg", "--force-confdef", "--force-confold", "--install",
+		"/srv/pkgs/proxedo-api-security_4.9.0_all.deb",
+		"/srv/pkgs/proxedo-api-security-storage_4.9.0_all.deb")
+	fake.Expect(distTodo...).Exit(1).Stderr(missingDist)
 	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
 	m := &Manager{Runner: fake}
 	events := recordEvents(m)
@@ -283,10 +290,29 @@ func TestInstallConfiguresPendingFirst(t *testing.T) {
 
 	require.NoError(t, err)
 	assert.True(t, result.ConfiguredPending)
+	assert.Equal(t, []string{MgmtPackage}, result.AlreadyInstalled)
 	configure := fake.Calls()[3]
 	assert.Equal(t, []string{"DEBIAN_FRONTEND=noninteractive"}, configure.Env)
 	assert.Nil(t, configure.Stdin)
+	assert.True(t, configure.SurviveCaller, "dpkg must not die with this process")
+	assert.True(t, fake.Calls()[6].SurviveCaller, "dpkg --install must not die with this process")
 	assert.Contains(t, kinds(*events), EventConfigure)
+	assert.Contains(t, kinds(*events), EventSkip)
+}
+
+func TestInstallRepeatedAfterCompletionInstallsNothing(t *testing.T) {
+	fake := runnertest.New(t)
+	fake.Expect("debconf-set-selections")
+	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("false", ""))
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
+	m := &Manager{Runner: fake}
+
+	result, err := m.Install(context.Background(), testSet(), InstallOptions{})
+
+	require.NoError(t, err)
+	assert.Equal(t, SetNames(), result.AlreadyInstalled)
+	assert.Len(t, result.Packages, 3)
 }
 
 func TestInstallInteractive(t *testing.T) {

@@ -117,12 +117,17 @@ func (m *Manager) lockPoll() time.Duration {
 }
 
 // changeCommand builds a command that changes the package database: the
-// noninteractive environment, stdin from /dev/null and the live output.
+// noninteractive environment, stdin from /dev/null, the live output, and
+// a run that goes on to its end if this process dies.
 func (m *Manager) changeCommand(argv ...string) runner.Command {
 	return runner.Command{
 		Argv:   argv,
 		Env:    append([]string(nil), noninteractiveEnv...),
 		Stdout: m.Output,
 		Stderr: m.Output,
+		// A maintainer script whose output pipe breaks because this
+		// process died can stop half-way while dpkg records its package
+		// as configured; dpkg must run to its end instead.
+		SurviveCaller: true,
 	}
 }
