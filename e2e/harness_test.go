@@ -91,7 +91,10 @@ func prepare(t *testing.T) (debDir, cliPath string) {
 			return
 		}
 		prepared.cliPath = filepath.Join(dir, "pasupgrade-cli")
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", prepared.cliPath, "./cmd/pasupgrade-cli")
+		// The pasupgrade_faults tag lets TestKillAndResume hold a run
+		// at a step boundary (see cmd/pasupgrade-cli/hold.go).
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "pasupgrade_faults",
+			"-o", prepared.cliPath, "./cmd/pasupgrade-cli")
 		build.Dir = moduleDir
 		// The CLI runs inside the node container, so it must not need
 		// this machine's C library.
@@ -247,11 +250,19 @@ func (l *testLab) runCLI(ctx context.Context, onEvent func(event), args ...strin
 // runArgv runs argv, which starts pasupgrade-cli, as runCLI does.
 func (l *testLab) runArgv(ctx context.Context, onEvent func(event), argv []string) cliRun {
 	l.t.Helper()
+	return l.runArgvEnv(ctx, onEvent, nil, argv)
+}
+
+// runArgvEnv runs argv as runArgv does, with env (KEY=VALUE) added to
+// its environment.
+func (l *testLab) runArgvEnv(ctx context.Context, onEvent func(event), env, argv []string) cliRun {
+	l.t.Helper()
 	argv = append(argv, "--json", "--debug")
 	var stdout, stderr bytes.Buffer
 	lines := &eventWriter{onEvent: onEvent}
 	res, err := l.mgmt.Run(ctx, runner.Command{
 		Argv:    argv,
+		Env:     env,
 		Stdout:  io.MultiWriter(&stdout, lines),
 		Stderr:  &stderr,
 		Secrets: []string{l.password},

@@ -23,15 +23,21 @@ import (
 // SIGKILL: 128 + 9.
 const killedExitCode = 137
 
-// runCLIKilled runs pasupgrade-cli like runCLI, and sends SIGKILL to it
-// the first time kill returns true for an event, and also to every dpkg
-// process in the node when it returns dpkg true.
+// holdEnv names the step after which the CLI built with the
+// pasupgrade_faults tag holds, so that a kill lands at that boundary.
+const holdEnv = "PASUPGRADE_FAULT_HOLD_AFTER"
+
+// runCLIKilled runs pasupgrade-cli like runCLI, holding after step
+// holdAfter ("next": the first step the run completes; "": none). It
+// sends SIGKILL to the CLI the first time kill returns true for an event,
+// and also to every dpkg process in the node when it returns dpkg true.
 //
 // The signal comes from this machine, which shares the kernel with the
-// node, because a "docker exec kill" would take tens of milliseconds, in
-// which the CLI finishes several of its fast steps. The kill still lands
-// a little after the event, so a run may have finished the next step too.
-func (l *testLab) runCLIKilled(ctx context.Context, kill func(event) (now, dpkg bool), args ...string) cliRun {
+// node. A held run waits right after printing the step's end, with the
+// journal already written, so a kill at that event lands at the step
+// boundary; without the hold the CLI could finish its next fast step
+// before the signal arrives.
+func (l *testLab) runCLIKilled(ctx context.Context, holdAfter string, kill func(event) (now, dpkg bool), args ...string) cliRun {
 	l.t.Helper()
 	killed := false
 	onEvent := func(e event) {
@@ -48,19 +54,23 @@ func (l *testLab) runCLIKilled(ctx context.Context, kill func(event) (now, dpkg 
 			l.t.Errorf("killing the CLI: %v", err)
 		}
 		if !found {
-			// The run ended on its own between the event and the kill.
-			l.t.Logf("the CLI had exited before the kill after the %s event", e.Kind)
+			l.t.Errorf("the CLI had exited before the kill after the %s event", e.Kind)
 		}
 		if killDpkg {
-			// dpkg runs as a child of the CLI; killing both is what a
-			// power loss or an OOM kill of the session does.
-			script := "for pid in $(pgrep -x dpkg); do kill -KILL $pid; done"
+			// dpkg runs in a session of its own, which it shares with
+			// its maintainer scripts; killing that session and the CLI
+			// is what a power loss does.
+			script := `for pid in $(pgrep -x dpkg); do pkill -KILL -s "$(ps -o sid= -p "$pid" | tr -d ' ')"; done`
 			if _, err := l.runInNode(context.Background(), "sh", "-c", script); err != nil {
 				l.t.Errorf("killing dpkg: %v", err)
 			}
 		}
 	}
-	return l.runCLI(ctx, onEvent, args...)
+	var env []string
+	if holdAfter != "" {
+		env = []string{holdEnv + "=" + holdAfter}
+	}
+	return l.runArgvEnv(ctx, onEvent, env, append([]string{l.cli}, args...))
 }
 
 // killProcesses sends SIGKILL to every process on this machine whose argv[0]
@@ -90,62 +100,58 @@ func killProcesses(program string) (bool, error) {
 	return found, nil
 }
 
-// waitForDpkg returns an event filter that matches the
-// start of the install step and then waits until dpkg runs in the node,
-// so the kill lands inside the package installation.
-func (l *testLab) waitForDpkg(ctx context.Context) func(event) bool {
-	return func(e event) bool {
+// faultDir is where the lab packages' pas_fault_point looks for the
+// points to hold at (see internal/lab/pkgsrc/README.md).
+const faultDir = "/run/pas-lab-faults"
+
+// killAtFaultPoint resumes the upgrade with the lab packages' fault point
+// held, and when the installation reaches it kills the CLI and every
+// process of dpkg's session: dpkg, the maintainer script and the relays,
+// as a power loss would. The point is released for the next run.
+func (l *testLab) killAtFaultPoint(ctx context.Context, point string) {
+	l.t.Helper()
+	hold := faultDir + "/" + point
+	l.inNode(ctx, "sh", "-c", "mkdir -p "+faultDir+" && touch "+hold)
+	defer l.inNode(ctx, "rm", "-f", hold, hold+".reached")
+
+	reached := func(e event) (bool, bool) {
 		if e.Kind != pasupgrade.EventStepStart || e.Step == nil || e.Step.ID != pasupgrade.StepInstall {
-			return false
+			return false, false
 		}
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(time.Minute)
 		for time.Now().Before(deadline) {
-			out, err := l.runInNode(ctx, "sh", "-c", "pgrep -x dpkg || true")
-			if err == nil && strings.TrimSpace(out) != "" {
-				// Let dpkg get into unpacking and the maintainer scripts.
-				time.Sleep(300 * time.Millisecond)
-				return true
+			if out, err := l.runInNode(ctx, "ls", hold+".reached"); err == nil && strings.TrimSpace(out) != "" {
+				return true, true
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		l.t.Errorf("dpkg never ran during the %s step", pasupgrade.StepInstall)
-		return true
+		l.t.Errorf("the installation never reached fault point %s", point)
+		return true, true
 	}
+	run := l.runCLIKilled(ctx, "", reached, l.upgradeArgs("--resume")...)
+	require.Equal(l.t, killedExitCode, run.ExitCode, "the run was not killed at %s; stdout:\n%s", point, run.Stdout)
 }
 
-// TestKillAndResume kills the upgrade with SIGKILL after every step and
-// once inside the package installation, resuming each time, until a run
-// finishes. The end state must be that of an uninterrupted upgrade.
+// TestKillAndResume kills the upgrade with SIGKILL at every step boundary
+// and once inside the package installation, resuming each time. The end
+// state must be that of an uninterrupted upgrade.
 func TestKillAndResume(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, lab.Options{Topology: lab.TopologySingle})
 	ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
 	defer cancel()
 
-	// Each run dies right after the first step it completes that no
-	// earlier run completed, or inside dpkg when it reaches the install
-	// step for the first time.
-	completed := map[string]bool{}
-	installKilled := false
-	waitForDpkg := l.waitForDpkg(ctx)
-	killPoint := func(e event) (kill, dpkg bool) {
-		if !installKilled && waitForDpkg(e) {
-			installKilled = true
-			return true, true
+	// A run is killed when the step it holds after has ended.
+	killAfter := func(id string) func(event) (bool, bool) {
+		return func(e event) (bool, bool) {
+			ended := e.Kind == pasupgrade.EventStepEnd && e.Step != nil && e.Outcome == pasupgrade.OutcomeDone
+			return ended && (id == "next" || e.Step.ID == id), false
 		}
-		if e.Kind != pasupgrade.EventStepEnd || e.Step == nil || e.Outcome != pasupgrade.OutcomeDone {
-			return false, false
-		}
-		if completed[e.Step.ID] {
-			// A resumed run repeats some steps; killing after them again
-			// would make no progress.
-			return false, false
-		}
-		completed[e.Step.ID] = true
-		return true, false
 	}
 
-	run := l.runCLIKilled(ctx, killPoint, l.upgradeArgs()...)
+	// The first run holds after its first step, and its plan event
+	// names the boundaries the later runs are killed at.
+	run := l.runCLIKilled(ctx, "next", killAfter("next"), l.upgradeArgs()...)
 	require.Equal(t, killedExitCode, run.ExitCode, "the first run was not killed; stdout:\n%s", run.Stdout)
 	var plan []pasupgrade.StepInfo
 	for _, e := range run.Events {
@@ -154,24 +160,35 @@ func TestKillAndResume(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, plan, "the first run sent no plan")
+	require.Equal(t, plan[0].ID, l.lastDoneStep(), "the first run was not killed after its first step")
 
-	// boundaries lists, after each kill, the last step the journal records
-	// as done: the boundary the run was killed at.
-	boundaries := []string{l.lastDoneStep()}
-	for attempt := 0; attempt <= len(plan)+1; attempt++ {
-		run = l.runCLIKilled(ctx, killPoint, l.upgradeArgs("--resume")...)
-		if run.ExitCode != killedExitCode {
-			break
+	installKilled := false
+	for _, step := range plan[1:] {
+		if step.ID == pasupgrade.StepInstall {
+			// dpkg dies with the CLI while it unpacks the second
+			// package, and the next run dies in core's maintainer script
+			// as dpkg configures what the first left unpacked.
+			l.killAtFaultPoint(ctx, "mgmt-preinst")
+			l.killAtFaultPoint(ctx, "core-postinst")
+			installKilled = true
 		}
-		boundaries = append(boundaries, l.lastDoneStep())
+		run = l.runCLIKilled(ctx, step.ID, killAfter(step.ID), l.upgradeArgs("--resume")...)
+		require.Equal(t, killedExitCode, run.ExitCode, "the run was not killed after %s; stdout:\n%s", step.ID, run.Stdout)
+		require.Equal(t, step.ID, l.lastDoneStep(), "the journal after the kill at the end of %s", step.ID)
 	}
-	require.Equal(t, 0, run.ExitCode, "the last resumed run failed; stdout:\n%s", run.Stdout)
-	assert.True(t, installKilled, "no run was killed inside the package installation")
-	t.Logf("killed %d times, after steps %s, of %d", len(boundaries), strings.Join(boundaries, ", "), len(plan))
-	// NOTE: steps that take a few milliseconds can finish between the event
-	// and the kill, so not every boundary is hit in every run.
-	assert.Greater(t, len(boundaries), len(plan)/2, "too few step boundaries were hit")
+	require.True(t, installKilled, "the plan has no %s step", pasupgrade.StepInstall)
 
+	// Every step is done now, and the journal lacks only its end.
+	run = l.runCLI(ctx, nil, l.upgradeArgs("--resume")...)
+	require.Equal(t, 0, run.ExitCode, "the last resumed run failed; stdout:\n%s", run.Stdout)
+	t.Logf("killed at all %d step boundaries and twice inside dpkg", len(plan))
+
+	// dpkg runs core's maintainer script again after the kill inside it,
+	// and the script, like the vendor's, saves the file it had saved
+	// before under a second name. Both copies must be the 4.8.0 file.
+	copies := strings.Fields(l.inNode(ctx, "sh", "-c", "ls /opt/balasys/etc/core/backups/config.yml.4.8.0*"))
+	require.Len(t, copies, 2, "the kill inside core's maintainer script left no second copy")
+	l.inNode(ctx, "cmp", copies[0], copies[1])
 	l.assertUpgraded(ctx, run)
 	l.assertOneInstallerBackup(ctx)
 }

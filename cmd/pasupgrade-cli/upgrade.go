@@ -73,7 +73,7 @@ func runPlanCmd(cmd *cobra.Command, a *app, f *planFlags, restore bool) error {
 	_, err = pasupgrade.Run(ctx, plan, deps, pasupgrade.RunConfig{
 		Resume: f.resume, DryRun: f.dryRun, ToolVersion: toolVersion(),
 		NodeLock: a.pasPath(pasupgrade.DefaultNodeLock),
-		Events:   view.render, Confirm: confirmer(a, f), Logger: a.logger,
+		Events:   holding(view.render, a.streams.ErrOut), Confirm: confirmer(a, f), Logger: a.logger,
 	})
 	view.finish()
 	if err != nil {
