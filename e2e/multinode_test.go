@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -132,4 +136,33 @@ func (l *testLab) assertRemoteAt(ctx context.Context, version string) {
 		res, _ := node.Run(ctx, runner.Command{Argv: []string{"systemctl", "is-active", unit}})
 		assert.Equal(t, "active", strings.TrimSpace(string(res.Stdout)), "unit %s on %s", unit, coreNode)
 	}
+	// Each component listens on the port the inventory's host variables
+	// give it, also after a restore reinstalled the node's packages.
+	for _, c := range []string{"storage", "core", "ha"} {
+		if port, ok := info.Ports[c]; ok {
+			assert.Equal(t, version, healthVersion(t, port), "%s on %s at port %d", c, coreNode, port)
+		}
+	}
+}
+
+// healthVersion returns the version a component reports on port, waiting
+// up to 30 s for it to answer.
+func healthVersion(t *testing.T, port int) string {
+	t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d/_pas/health", port)
+	var h struct {
+		Version string `json:"version"`
+	}
+	ok := assert.Eventually(t, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&h) == nil
+	}, 30*time.Second, 100*time.Millisecond, "no health response from %s", url)
+	if !ok {
+		return ""
+	}
+	return h.Version
 }

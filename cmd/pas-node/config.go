@@ -206,6 +206,34 @@ func migrateConfig(doc *yaml.Node, file string) (bool, error) {
 	return true, nil
 }
 
+// setListenPort sets the port c listens on in its config.yml, in the
+// file's own format: listen_port in 4.8.0, listen.port from 4.9.0.
+// pas-mgmt-deploy-core runs it on a core node with the port the
+// inventory gives the node, as the vendor's deployment renders node
+// settings from host variables.
+func setListenPort(env *environment, c component, text string) error {
+	port, err := strconv.Atoi(text)
+	if err != nil || port < 1 || port > 65535 {
+		return fmt.Errorf("%w: port %q is not a number from 1 to 65535", errUsage, text)
+	}
+	file := env.path(c.configFile)
+	doc, err := readYAML(file)
+	if err != nil {
+		return err
+	}
+	s, err := parseSettings(doc, c.configFile)
+	if err != nil {
+		return err
+	}
+	target := mappingOf(doc)
+	key := "listen_port"
+	if s.version == version490 {
+		target, key = lookup(target, "listen"), "port"
+	}
+	setScalar(target, key, strconv.Itoa(port))
+	return writeYAML(file, doc)
+}
+
 // readYAML parses file into a document node.
 func readYAML(file string) (*yaml.Node, error) {
 	data, err := os.ReadFile(file)

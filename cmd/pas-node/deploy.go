@@ -37,12 +37,30 @@ type deployOptions struct {
 	deployCore, restartStorage, restartCore, deployHA, restartHA bool
 }
 
-// host is one remote node from the automation inventory.
+// host is one remote node from the automation inventory, with the host
+// variables that set the node's listening ports. A port that is not given
+// keeps the package's default.
 type host struct {
-	Name string
-	Addr string `yaml:"ansible_host"`
-	Port int    `yaml:"ansible_port"`
-	User string `yaml:"ansible_user"`
+	Name        string
+	Addr        string `yaml:"ansible_host"`
+	Port        int    `yaml:"ansible_port"`
+	User        string `yaml:"ansible_user"`
+	CorePort    int    `yaml:"core_listen_port"`
+	StoragePort int    `yaml:"storage_listen_port"`
+	HAPort      int    `yaml:"ha_listen_port"`
+}
+
+// portCommands returns the remote commands that give h's components the
+// ports its host variables name, each after "&& ".
+func (h host) portCommands(components ...string) string {
+	ports := map[string]int{"core": h.CorePort, "storage": h.StoragePort, "ha": h.HAPort}
+	var b strings.Builder
+	for _, c := range components {
+		if ports[c] != 0 {
+			fmt.Fprintf(&b, " && /opt/balasys/usr/bin/pas-%s set-listen-port %d", c, ports[c])
+		}
+	}
+	return b.String()
 }
 
 // commonVars is the part of common_vars.yml the deployment uses.
@@ -153,10 +171,10 @@ func (d *deployer) run(opts deployOptions) error {
 	}{
 		{opts.deployCore, "core", func(h host) error {
 			return d.install(h, coreDebs, "pas-storage-update --image-tag "+tag+
-				" && pas-update --image-tag "+tag)
+				" && pas-update --image-tag "+tag+h.portCommands("storage", "core"))
 		}},
 		{opts.deployHA, "ha", func(h host) error {
-			return d.install(h, haDebs, "pas-update --image-tag "+tag)
+			return d.install(h, haDebs, "pas-update --image-tag "+tag+h.portCommands("ha"))
 		}},
 		{opts.restartStorage, "core", d.restart("proxedo-api-security-storage")},
 		{opts.restartCore, "core", d.restart("proxedo-api-security")},

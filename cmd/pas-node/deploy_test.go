@@ -203,3 +203,32 @@ func TestShellQuote(t *testing.T) {
 		assert.Equal(t, want, shellQuote(in), in)
 	}
 }
+
+func TestDeployCoreSetsPortsFromHostVars(t *testing.T) {
+	log := fakeTools(t, "4.9.0")
+	n := deployNode(t)
+	n.write(inventoryFile, `all:
+  children:
+    core:
+      hosts:
+        core-1: {ansible_host: 127.0.0.1, ansible_port: 2201, core_listen_port: 18443, storage_listen_port: 19200}
+    ha:
+      hosts:
+        core-1: {ansible_host: 127.0.0.1, ansible_port: 2201, ha_listen_port: 18600}
+`)
+
+	code, _, stderr := n.run("", "pas-mgmt-deploy-core", "--deploy-core", "--deploy-ha")
+
+	require.Equal(t, 0, code, stderr)
+	var updates []string
+	for _, call := range calls(t, log) {
+		if strings.Contains(call, "--image-tag") {
+			updates = append(updates, call[strings.Index(call, "pas@127.0.0.1 ")+len("pas@127.0.0.1 "):])
+		}
+	}
+	assert.Equal(t, []string{
+		"pas-storage-update --image-tag 4.9.0 && pas-update --image-tag 4.9.0" +
+			" && /opt/balasys/usr/bin/pas-storage set-listen-port 19200 && /opt/balasys/usr/bin/pas-core set-listen-port 18443",
+		"pas-update --image-tag 4.9.0 && /opt/balasys/usr/bin/pas-ha set-listen-port 18600",
+	}, updates)
+}

@@ -37,9 +37,9 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"pas-core":                {runComponentCommand("core"), "pas-core [reset-config]"},
-	"pas-ha":                  {runComponentCommand("ha"), "pas-ha"},
-	"pas-storage":             {runComponentCommand("storage"), "pas-storage [reset-config]"},
+	"pas-core":                {runComponentCommand("core"), "pas-core [reset-config | set-listen-port PORT]"},
+	"pas-ha":                  {runComponentCommand("ha"), "pas-ha [set-listen-port PORT]"},
+	"pas-storage":             {runComponentCommand("storage"), "pas-storage [reset-config | set-listen-port PORT]"},
 	"pas-mgmt":                {runMgmtCommand, "pas-mgmt [reset-config | set-password --scheme sha|bcrypt]"},
 	"pas-update":              {updateCommand("core", "ha"), "pas-update [--image-tag TAG]"},
 	"pas-mgmt-update":         {updateCommand("mgmt"), "pas-mgmt-update [--image-tag TAG]"},

@@ -476,3 +476,31 @@ func TestHelpPrintsUsage(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Equal(t, "usage: "+deployUsage+"\n", stdout)
 }
+
+func TestSetListenPortInEitherFormat(t *testing.T) {
+	for _, v := range []string{version480, version490} {
+		t.Run(v, func(t *testing.T) {
+			n := newNode(t)
+			c := components["core"]
+			n.install(c, v, v, 18443)
+
+			code, _, stderr := n.run("", "pas-core", "set-listen-port", "19443")
+
+			require.Equal(t, 0, code, stderr)
+			doc, err := readYAML(filepath.Join(n.root, c.configFile))
+			require.NoError(t, err)
+			s, err := parseSettings(doc, c.configFile)
+			require.NoError(t, err)
+			assert.Equal(t, v, s.version, "the format is kept")
+			assert.Equal(t, 19443, s.port)
+		})
+	}
+}
+
+func TestSetListenPortRejectsBadPort(t *testing.T) {
+	n := newNode(t)
+	n.install(components["core"], version480, version480, 18443)
+	code, _, stderr := n.run("", "pas-core", "set-listen-port", "70000")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, `port "70000" is not a number from 1 to 65535`)
+}

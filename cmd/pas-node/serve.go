@@ -37,6 +37,8 @@ func runComponentCommand(name string) func(*environment, []string) error {
 		switch {
 		case len(args) == 1 && args[0] == "reset-config" && name != "ha":
 			return resetConfig(env, c)
+		case len(args) == 2 && args[0] == "set-listen-port":
+			return setListenPort(env, c, args[1])
 		case len(args) > 0:
 			return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
 		}

@@ -75,7 +75,7 @@ func (u *upper) upCore(ctx context.Context) error {
 		return err
 	}
 
-	if err := u.writeInventory(ctx, mgmt, info.Ports["ssh"]); err != nil {
+	if err := u.writeInventory(ctx, mgmt, info.Ports); err != nil {
 		return err
 	}
 	if err := u.placeDeployDebs(ctx, mgmt); err != nil {
@@ -85,11 +85,9 @@ func (u *upper) upCore(ctx context.Context) error {
 	if l.HA {
 		deploy = append(deploy, "--deploy-ha")
 	}
+	// The deployment gives the node the ports the inventory names, so a
+	// node that a restore reinstalls gets them again.
 	if err := u.deployCore(ctx, mgmt, deploy); err != nil {
-		return err
-	}
-
-	if err := configurePorts(ctx, node, info.Ports, l.StatusFile(), false); err != nil {
 		return err
 	}
 	restart := []string{"pas-mgmt-deploy-core", "--restart-storage", "--restart-core"}
@@ -126,10 +124,16 @@ func (u *upper) startSSH(ctx context.Context, node *Node, port int) error {
 }
 
 // writeInventory lists the core node in the management node's automation
-// inventory, reached on loopback at sshPort as pas.
-func (u *upper) writeInventory(ctx context.Context, mgmt *Node, sshPort int) error {
-	host := fmt.Sprintf("        %s: {ansible_host: 127.0.0.1, ansible_port: %d, ansible_user: pas}\n",
-		coreNodeName, sshPort)
+// inventory, reached on loopback at its ssh port as pas, with host
+// variables that set its components' listening ports.
+func (u *upper) writeInventory(ctx context.Context, mgmt *Node, ports map[string]int) error {
+	vars := fmt.Sprintf("ansible_host: 127.0.0.1, ansible_port: %d, ansible_user: pas", ports["ssh"])
+	for _, c := range []string{"core", "storage", "ha"} {
+		if port, ok := ports[c]; ok {
+			vars += fmt.Sprintf(", %s_listen_port: %d", c, port)
+		}
+	}
+	host := fmt.Sprintf("        %s: {%s}\n", coreNodeName, vars)
 	haHosts := "      hosts: {}\n"
 	if u.lab.HA {
 		haHosts = "      hosts:\n  " + host
