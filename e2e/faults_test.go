@@ -23,6 +23,7 @@ const stepStopCore = "stop-core"
 
 // Exit codes of pasupgrade-cli that the fault tests expect.
 const (
+	exitUsage       = 2
 	exitCheckFailed = 3
 	exitStepFailed  = 4
 )
@@ -248,6 +249,16 @@ func TestFaultApplyTimesOut(t *testing.T) {
 			require.NoError(t, err)
 			l.restore(ctx, journal.State.BackupSet)
 			l.assertRestored(ctx, snapshot, running.SHA256)
+
+			// The failed upgrade's journal must not be resumed on the
+			// restored node; a new run upgrades it and keeps that journal.
+			l.clearFaults(ctx)
+			resumed := l.runCLI(ctx, nil, l.upgradeArgs("--resume")...)
+			assert.Equal(t, exitUsage, resumed.ExitCode, "exit code of a resume on a restored node")
+			assert.Contains(t, resumed.errorMessage(), "so the node was restored since")
+			again := l.runCLI(ctx, nil, l.upgradeArgs("--new-run")...)
+			require.Equal(t, 0, again.ExitCode, "the new upgrade failed; stdout:\n%s", again.Stdout)
+			l.assertUpgraded(ctx, again)
 		})
 	}
 }

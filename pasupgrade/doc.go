@@ -40,6 +40,18 @@
 // the journal records an unfinished run, even one killed between two steps,
 // so that its backup set stays recorded.
 //
+// # Journal archives
+//
+// A fresh run moves a finished run's journal aside, renamed with the time
+// that run started (pasupgrade-journal-20261204T181500Z.json), before it
+// writes its own. RunConfig.NewRun does the same for an unfinished run's
+// journal. A resumed upgrade fails with ErrStaleJournal when its journal
+// records the packages installed but the node has them at the version the
+// upgrade started from again, as after a restore: its later steps would
+// run on the wrong version. Each step's record also holds the time it
+// waited on the node (StepRecord.Waited), so the tool's own share of a
+// run's time can be told apart.
+//
 // RunConfig.DryRun runs the same steps against DryRunDeps: reads reach the
 // node, changes are reported as EventWould lines (file edits with a line
 // diff) and not made.

@@ -40,6 +40,11 @@ var (
 	// ErrUnfinishedRun means a fresh run found the journal of a run that
 	// stopped midway.
 	ErrUnfinishedRun = errors.New("pasupgrade: a previous run did not finish")
+	// ErrStaleJournal means the journal records changes the node no longer
+	// has, such as packages installed at the new version on a node that
+	// was restored since: resuming would run the later steps on the wrong
+	// version. Start a new run with RunConfig.NewRun.
+	ErrStaleJournal = errors.New("pasupgrade: the journal does not match the node")
 )
 
 // StepRecord is one step's entry in the journal.
@@ -260,6 +265,25 @@ func (l *Lock) Release() error {
 }
 
 // journalExists reports whether dir holds a journal.
+// archive moves the journal aside, to a name with the time its run
+// started, and returns the new path. A later run starts a new journal
+// without losing this one's record, such as the backup set it made.
+func (j *Journal) archive() (string, error) {
+	stamp := j.Started.UTC().Format("20060102T150405Z")
+	base := strings.TrimSuffix(JournalFile, ".json") + "-" + stamp
+	dest := filepath.Join(filepath.Dir(j.path), base+".json")
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		dest = filepath.Join(filepath.Dir(j.path), fmt.Sprintf("%s-%d.json", base, i))
+	}
+	if err := os.Rename(j.path, dest); err != nil {
+		return "", fmt.Errorf("moving the journal of the earlier run aside: %w", err)
+	}
+	return dest, nil
+}
+
 func journalExists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, JournalFile))
 	return !errors.Is(err, fs.ErrNotExist)

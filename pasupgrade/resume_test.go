@@ -333,3 +333,105 @@ func TestLockSymlinkRejected(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "keep\n", string(data))
 }
+
+// archivedJournals returns the journals moved aside in dir.
+func archivedJournals(t *testing.T, dir string) []*pasupgrade.Journal {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "pasupgrade-journal-*.json"))
+	require.NoError(t, err)
+	var out []*pasupgrade.Journal
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var j pasupgrade.Journal
+		require.NoError(t, json.Unmarshal(data, &j), path)
+		out = append(out, &j)
+	}
+	return out
+}
+
+func TestFreshRunKeepsFinishedJournal(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.NoError(t, err)
+
+	// The node is at 4.9.0 now, so a second upgrade fails its preflight
+	// checks, after it started its own journal.
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.ErrorIs(t, err, pasupgrade.ErrPreflightFailed)
+
+	archived := archivedJournals(t, plan.Options.WorkDir)
+	require.Len(t, archived, 1, "the finished run's journal is kept")
+	assert.NotNil(t, archived[0].Finished)
+	assert.Equal(t, "/var/backups/pasupgrade/set-1", archived[0].State.BackupSet)
+}
+
+func TestUnfinishedRunRefusalSaysHowToGoOn(t *testing.T) {
+	tests := []struct {
+		name, failOn string
+		want         []string
+	}{
+		{"before the backup", "backup create in /var/backups/pasupgrade multi=false",
+			[]string{"before it made a backup set, so nothing was changed", "--resume", "--new-run"}},
+		{"after the backup", "tool convert-config as pas",
+			[]string{"stopped at step convert-config", "restore from backup set /var/backups/pasupgrade/set-1", "--new-run"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, sys := prepare(t, planCases()[0])
+			sys.FailOn(tc.failOn, errors.New("injected failure"))
+			_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+			require.Error(t, err)
+
+			_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{})
+			require.ErrorIs(t, err, pasupgrade.ErrUnfinishedRun)
+			for _, want := range tc.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.NotContains(t, err.Error(), "backup set ;")
+		})
+	}
+}
+
+func TestNewRunMovesUnfinishedJournalAside(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	sys.FailOn("tool pre-upgrade as pas", errors.New("injected failure"))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+
+	summary, err := runPlan(t, plan, sys, pasupgrade.RunConfig{NewRun: true})
+	require.NoError(t, err)
+	assert.Empty(t, summary.Skipped, "a new run repeats every step")
+	archived := archivedJournals(t, plan.Options.WorkDir)
+	require.Len(t, archived, 1)
+	assert.Nil(t, archived[0].Finished)
+	assert.Equal(t, "pre-upgrade", archived[0].Steps[len(archived[0].Steps)-1].ID)
+
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{NewRun: true, Resume: true})
+	require.ErrorIs(t, err, pasupgrade.ErrInvalidOptions)
+}
+
+// After a restore the packages are at 4.8.0 again while the upgrade's
+// journal records them installed at 4.9.0: resuming would stop core and
+// run 4.9.0's steps on a 4.8.0 node.
+func TestResumeRefusesRestoredNode(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	sys.FailOn("systemctl stop proxedo-api-security", errors.New("unit failed to stop"))
+	_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.Error(t, err)
+	for _, p := range pasupgrade.Upgrade480To490.Packages {
+		sys.Packages[p] = pasupgrade.PackageStatus{Version: "4.8.0", Status: "installed"}
+	}
+	sys.ResetLog()
+
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{Resume: true})
+	require.ErrorIs(t, err, pasupgrade.ErrStaleJournal)
+	assert.Contains(t, err.Error(), "at 4.8.0 again")
+	assert.Contains(t, err.Error(), "--new-run")
+	assert.Empty(t, sys.Log(), "nothing was changed")
+
+	_, err = runPlan(t, plan, sys, pasupgrade.RunConfig{})
+	require.ErrorIs(t, err, pasupgrade.ErrUnfinishedRun)
+	assert.Contains(t, err.Error(), "the node was restored since")
+	assert.Contains(t, err.Error(), "--new-run")
+}

@@ -17,6 +17,12 @@ type RunConfig struct {
 	// Resume continues the run recorded in the work directory's journal
 	// after its last completed step, instead of starting afresh.
 	Resume bool
+	// NewRun starts afresh although the journal records a run that did
+	// not finish, moving that journal aside (see "Journal archives" in the
+	// package documentation). It is for a node restored since, or a run
+	// given up on purpose. A fresh run always moves a finished run's
+	// journal aside.
+	NewRun bool
 	// DryRun runs every step against the recording wrappers of
 	// DryRunDeps: reads reach the system, changes are reported as
 	// EventWould events and not made. It takes no lock and writes no
@@ -126,6 +132,9 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 	if err := plan.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid plan: %w", err)
 	}
+	if cfg.Resume && cfg.NewRun {
+		return nil, fmt.Errorf("%w: resume a run or start a new one, not both", ErrInvalidOptions)
+	}
 	if deps.Clock == nil {
 		deps.Clock = SystemClock{}
 	}
@@ -151,7 +160,7 @@ func Run(ctx context.Context, plan *Plan, deps Deps, cfg RunConfig) (*Summary, e
 		}
 		defer lock.Release()
 	}
-	if err := r.openJournal(); err != nil {
+	if err := r.openJournal(ctx); err != nil {
 		return nil, err
 	}
 
@@ -210,8 +219,11 @@ func (r *run) emit(ev Event) {
 
 func (r *run) now() time.Time { return r.env.Deps.Clock.Now() }
 
-// openJournal loads the journal to resume, or starts a new one.
-func (r *run) openJournal() error {
+// openJournal loads the journal to resume, or starts a new one. A new
+// journal replaces a finished run's or, with NewRun, an unfinished run's
+// only after moving it aside; it is written before the preflight checks,
+// so the old one must survive a run that fails them.
+func (r *run) openJournal(ctx context.Context) error {
 	dir := r.plan.Options.WorkDir
 	if r.cfg.Resume {
 		j, err := ReadJournal(dir)
@@ -227,22 +239,33 @@ func (r *run) openJournal() error {
 		if j.Finished != nil {
 			return fmt.Errorf("the run recorded in %s finished at %s: there is nothing to resume", j.path, j.Finished.Format(time.RFC3339))
 		}
+		if reason := r.staleReason(ctx, j); reason != "" {
+			return fmt.Errorf("%w: %s; resuming would run the later steps on the wrong version: start a new run with --new-run, which keeps the old journal",
+				ErrStaleJournal, reason)
+		}
 		r.journal = j
 		r.waitedBefore = j.Waited
 		*r.env.State = j.State
 		return nil
 	}
 	if !r.cfg.DryRun && journalExists(dir) {
-		// A run killed between two steps leaves a journal whose steps
-		// are all done: it is unfinished too, and replacing it would
-		// lose the backup set and the way to resume.
 		old, err := ReadJournal(dir)
 		if err != nil {
 			return err
 		}
-		if old.Finished == nil && len(old.Steps) > 0 {
-			return fmt.Errorf("%w: the %s recorded in %s stopped %s; resume it with --resume, or restore from backup set %s",
-				ErrUnfinishedRun, old.Kind, old.path, old.stoppedAt(), old.State.BackupSet)
+		// A run killed between two steps leaves a journal whose steps
+		// are all done: it is unfinished too, and replacing it would
+		// lose the backup set and the way to resume.
+		if old.Finished == nil && len(old.Steps) > 0 && !r.cfg.NewRun {
+			return r.unfinishedError(ctx, old)
+		}
+		if len(old.Steps) > 0 {
+			moved, err := old.archive()
+			if err != nil {
+				return err
+			}
+			r.cfg.Logger.Info("moved the earlier run's journal aside", "journal", moved, "finished", old.Finished != nil)
+			r.emit(Event{Kind: EventInfo, Message: "the earlier run's journal is kept as " + moved})
 		}
 	}
 	r.journal = &Journal{
@@ -252,6 +275,49 @@ func (r *run) openJournal() error {
 		path: filepath.Join(dir, JournalFile),
 	}
 	return r.save()
+}
+
+// unfinishedError is the refusal of a fresh run to replace old, saying how
+// to go on.
+func (r *run) unfinishedError(ctx context.Context, old *Journal) error {
+	msg := fmt.Sprintf("the %s recorded in %s stopped %s", old.Kind, old.path, old.stoppedAt())
+	switch reason := r.staleReason(ctx, old); {
+	case reason != "":
+		msg += "; " + reason + ": start a new run with --new-run, which keeps the old journal"
+	case old.Kind == KindRestore:
+		msg += "; resume it with --resume, or start over with --new-run"
+	case old.State.BackupSet != "":
+		msg += "; resume it with --resume, or restore from backup set " + old.State.BackupSet +
+			", or start over with --new-run"
+	default:
+		msg += " before it made a backup set, so nothing was changed; resume it with --resume, or start over with --new-run"
+	}
+	return fmt.Errorf("%w: %s", ErrUnfinishedRun, msg)
+}
+
+// staleReason says why journal j no longer describes the node, or returns
+// "" when it may. An upgrade journal that records the packages installed
+// is stale when every package is installed at the version the upgrade
+// started from: the node was restored or downgraded since.
+func (r *run) staleReason(ctx context.Context, j *Journal) string {
+	if j.Kind != KindUpgrade {
+		return ""
+	}
+	rec := j.record(StepInstall)
+	if rec == nil || rec.Outcome != OutcomeDone || r.env.Deps.Packages == nil {
+		return ""
+	}
+	installed, err := r.env.Deps.Packages.Installed(ctx, r.plan.Path.Packages)
+	if err != nil || len(installed) != len(r.plan.Path.Packages) {
+		return ""
+	}
+	for _, st := range installed {
+		if !st.OK() || st.Version != j.From {
+			return ""
+		}
+	}
+	return fmt.Sprintf("it records the packages installed at %s, but they are at %s again, so the node was restored since",
+		j.To, j.From)
 }
 
 func (r *run) save() error {

@@ -41,6 +41,7 @@ type planFlags struct {
 	dryRun       bool
 	yes          bool
 	resume       bool
+	newRun       bool
 
 	// restoreSet is the --backup of plan and preflight, which also have
 	// the upgrade's --backup-dir. It is kept apart from backupDir so that
@@ -80,6 +81,7 @@ func addPlanFlags(cmd *cobra.Command, f *planFlags, restore bool) {
 	flags.BoolVar(&f.dryRun, "dry-run", false, "print every command, file change and API call that would happen, and change nothing")
 	flags.BoolVar(&f.yes, "yes", false, "do not ask for confirmation before the first change")
 	flags.BoolVar(&f.resume, "resume", false, "continue the run recorded in the work directory's journal")
+	flags.BoolVar(&f.newRun, "new-run", false, "start afresh although the journal records an unfinished run, keeping that journal under a dated name (for a node restored since)")
 }
 
 // addRestoreFlags adds --restore and --backup to plan and preflight, whose
@@ -206,6 +208,9 @@ func (f *planFlags) upgradePath() pasupgrade.UpgradePath {
 
 // buildPlan loads the config file and builds the upgrade or restore plan.
 func (f *planFlags) buildPlan(cmd *cobra.Command, a *app, restore bool) (*pasupgrade.Plan, error) {
+	if f.resume && f.newRun {
+		return nil, usageErrorf("--resume continues the recorded run and --new-run starts another one: give one of them")
+	}
 	if err := loadConfigFile(cmd, f.config); err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func runPlanCmd(cmd *cobra.Command, a *app, f *planFlags, restore bool) error {
 	// The summary reaches the operator as an event, so the returned copy
 	// is not needed here.
 	_, err = pasupgrade.Run(ctx, plan, deps, pasupgrade.RunConfig{
-		Resume: f.resume, DryRun: f.dryRun, ToolVersion: toolVersion(),
+		Resume: f.resume, NewRun: f.newRun, DryRun: f.dryRun, ToolVersion: toolVersion(),
 		NodeLock: a.pasPath(pasupgrade.DefaultNodeLock),
 		Events:   holding(view.render, a.streams.ErrOut), Confirm: confirmer(a, f), Logger: a.logger,
 	})
@@ -246,7 +246,8 @@ func explainFailure(cmd *cobra.Command, a *app, f *planFlags, plan *pasupgrade.P
 	case errors.Is(err, pasupgrade.ErrLocked):
 		return withExitCode(exitLocked, err)
 	case errors.Is(err, pasupgrade.ErrInvalidOptions), errors.Is(err, pasupgrade.ErrJournalMismatch),
-		errors.Is(err, pasupgrade.ErrNoJournal), errors.Is(err, pasupgrade.ErrUnfinishedRun):
+		errors.Is(err, pasupgrade.ErrNoJournal), errors.Is(err, pasupgrade.ErrUnfinishedRun),
+		errors.Is(err, pasupgrade.ErrStaleJournal):
 		return withExitCode(exitUsage, err)
 	case errors.As(err, &stepErr):
 	default:
@@ -290,7 +291,7 @@ func warnIfCoreStopped(a *app, plan *pasupgrade.Plan) {
 func commandLine(cmd *cobra.Command, extra ...string) string {
 	words := []string{"pasupgrade-cli", cmd.Name()}
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		if fl.Name == "resume" || fl.Name == "dry-run" {
+		if fl.Name == "resume" || fl.Name == "dry-run" || fl.Name == "new-run" {
 			return
 		}
 		if fl.Value.Type() == "bool" {

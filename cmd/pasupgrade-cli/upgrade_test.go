@@ -387,3 +387,29 @@ func TestFailureWhileCoreStoppedSaysSo(t *testing.T) {
 	require.Equal(t, exitStepFailed, code)
 	assert.NotContains(t, out+errOut, "is stopped since")
 }
+
+func TestUpgradeAfterRestoreNeedsNewRun(t *testing.T) {
+	sys := fakeNode(t)
+	sys.FailOn("systemctl stop proxedo-api-security", errors.New("unit failed to stop"))
+	args := runArgs(t, "upgrade", "--yes", "--ignore-check", "root", "--ignore-check", "ssh-key")
+	code, _, errOut := runCLI(t, args...)
+	require.Equal(t, exitStepFailed, code, errOut)
+	// A restore puts the 4.8.0 packages back.
+	for _, p := range pasupgrade.Upgrade480To490.Packages {
+		sys.Packages[p] = pasupgrade.PackageStatus{Version: "4.8.0", Status: "installed"}
+	}
+
+	code, _, errOut = runCLI(t, append(args, "--resume")...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "they are at 4.8.0 again, so the node was restored since")
+
+	code, _, errOut = runCLI(t, append(args, "--resume", "--new-run")...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "give one of them")
+
+	code, _, errOut = runCLI(t, append(args, "--new-run")...)
+	require.Equal(t, exitOK, code, errOut)
+	journals, err := filepath.Glob(filepath.Join(args[len(args)-5], "pasupgrade-journal-*.json"))
+	require.NoError(t, err)
+	assert.Len(t, journals, 1, "the failed run's journal is kept")
+}
