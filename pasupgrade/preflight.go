@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pasops/pasupgrade/runner"
 )
@@ -81,13 +82,15 @@ const (
 	CheckCommonVars  = "common-vars"
 	CheckRemoteNodes = "remote-nodes"
 	CheckBackupSet   = "backup-set"
+	CheckAdminLogin  = "admin-login"
 )
 
 // Checks returns the preflight checks of the plan, as guide sections 3.1
 // and 4.1 list the prerequisites, plus what the automation itself needs.
 func (p *Plan) Checks() []Check {
 	if p.Kind == KindRestore {
-		checks := []Check{{CheckRoot, checkRoot}, {CheckBackupSet, checkBackupSet}, {CheckDebSet, checkDebSet(p.Path.From)}}
+		checks := []Check{{CheckRoot, checkRoot}, {CheckBackupSet, checkBackupSet}, {CheckDebSet, checkDebSet(p.Path.From)},
+			{CheckAdminLogin, checkAdminLogin}}
 		if p.Options.multi() {
 			checks = append(checks, Check{CheckRemoteNodes, checkRemoteNodes(true)})
 		}
@@ -229,6 +232,34 @@ func checkAPI(ctx context.Context, e *Env) CheckResult {
 		return fail("bring every component up and healthy at "+e.Path.From+" before upgrading", "%s", strings.Join(problems, "; "))
 	}
 	return pass("logged in; %d nodes running %s and healthy", len(status.Nodes), e.Path.From)
+}
+
+// adminLoginTimeout bounds the restore's login check, which must not hold
+// up a restore whose management API is down.
+const adminLoginTimeout = 15 * time.Second
+
+// checkAdminLogin tries the admin password on the management API before a
+// restore purges anything: the restore logs in with it to import the
+// running configuration, after the packages are gone. An API that cannot
+// be reached is a warning, because a failed upgrade may have left the
+// management component stopped.
+func checkAdminLogin(ctx context.Context, e *Env) CheckResult {
+	if e.Options.AdminPassword == "" {
+		return fail("give the admin password (it is read from the terminal or --password-file)", "no admin password")
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminLoginTimeout)
+	defer cancel()
+	err := e.Deps.API.Login(ctx)
+	switch {
+	case err == nil:
+		return pass("the management API accepts the admin password")
+	case errors.Is(err, ErrLoginRejected):
+		return fail("give the admin password of the installation the backup set was made from; the restore imports the running configuration with it",
+			"the management API rejected the admin password: %v", err)
+	default:
+		return warn("make sure the password is the one the backup set's installation had; the restore uses it after the packages are purged",
+			"could not reach the management API to check the admin password: %v", err)
+	}
 }
 
 func checkToolImage(ctx context.Context, e *Env) CheckResult {

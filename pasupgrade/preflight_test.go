@@ -3,6 +3,7 @@ package pasupgrade_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -151,4 +152,37 @@ func TestRestoreRejectsWorkDirInPASHome(t *testing.T) {
 	_, err := pasupgrade.NewRestorePlan(pasupgrade.Upgrade480To490, opts)
 	require.ErrorIs(t, err, pasupgrade.ErrInvalidOptions)
 	assert.Contains(t, err.Error(), "which restore deletes")
+}
+
+func TestRestorePreflightChecksAdminPassword(t *testing.T) {
+	tests := []struct {
+		name   string
+		fault  error
+		status pasupgrade.CheckStatus
+		text   string
+	}{
+		{"accepted", nil, pasupgrade.CheckPass, "accepts the admin password"},
+		{"rejected", fmt.Errorf("%w: 401", pasupgrade.ErrLoginRejected), pasupgrade.CheckFail, "rejected the admin password"},
+		{"unreachable", errors.New("connection refused"), pasupgrade.CheckWarn, "could not reach the management API"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, sys := prepare(t, planCases()[6])
+			if tc.fault != nil {
+				sys.FailOn("api.login", tc.fault)
+			}
+			var events []pasupgrade.Event
+			_, err := runPlan(t, plan, sys, pasupgrade.RunConfig{DryRun: true,
+				Events: func(ev pasupgrade.Event) { events = append(events, ev) }})
+			got := checksOf(events)[pasupgrade.CheckAdminLogin]
+			assert.Equal(t, tc.status, got.Status)
+			assert.Contains(t, got.Message, tc.text)
+			if tc.status == pasupgrade.CheckFail {
+				require.ErrorIs(t, err, pasupgrade.ErrPreflightFailed)
+				assert.NotEmpty(t, got.Fix)
+				return
+			}
+			require.NoError(t, err)
+		})
+	}
 }

@@ -196,7 +196,7 @@ var checkNames = []string{
 	pasupgrade.CheckRoot, pasupgrade.CheckPASUser, pasupgrade.CheckPackages, pasupgrade.CheckDebSet,
 	pasupgrade.CheckServices, pasupgrade.CheckAPI, pasupgrade.CheckToolImage, pasupgrade.CheckCABundle,
 	pasupgrade.CheckWorkDir, pasupgrade.CheckBackupSpace, pasupgrade.CheckSSHKey, pasupgrade.CheckInventory,
-	pasupgrade.CheckCommonVars, pasupgrade.CheckRemoteNodes, pasupgrade.CheckBackupSet,
+	pasupgrade.CheckCommonVars, pasupgrade.CheckRemoteNodes, pasupgrade.CheckBackupSet, pasupgrade.CheckAdminLogin,
 }
 
 // upgradePath returns the upgrade path with the tool image of the flags.
