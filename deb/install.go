@@ -158,13 +158,17 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 		return result, m.explainFailure(ctx, set, fmt.Errorf("installing %s: %w", strings.Join(todoPaths, " "), err))
 	}
 
-	after, err := m.statFiles(ctx, conffiles)
+	// dpkg ran to its end even if ctx was cancelled meanwhile, so the kept
+	// conffiles are reported now: a repeated Install skips the installed
+	// packages and could no longer tell which .dpkg-dist files are new.
+	done := context.WithoutCancel(ctx)
+	after, err := m.statFiles(done, conffiles)
 	if err != nil {
 		return result, err
 	}
 	result.Kept = m.newDistFiles(todo, before, after)
 
-	result.Packages, err = m.verifyInstalled(ctx, set)
+	result.Packages, err = m.verifyInstalled(done, set)
 	return result, err
 }
 

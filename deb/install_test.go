@@ -300,6 +300,34 @@ func TestInstallConfiguresPendingFirst(t *testing.T) {
 	assert.Contains(t, kinds(*events), EventSkip)
 }
 
+// Case: the operator presses Ctrl-C while dpkg runs. dpkg goes on to its
+// end, so Install still reports the kept conffiles and the versions
+// instead of failing on the cancelled context after a complete install.
+func TestInstallReportsAfterCancelDuringDpkg(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fake := runnertest.New(t)
+	fake.Expect("debconf-set-selections")
+	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("true", ""))
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.8.0"))
+	fake.Expect(distArgv...).Exit(1).Stderr(missingDist)
+	fake.Expect(installArgv...).Do(func(runner.Command) (runner.Result, error) {
+		cancel()
+		return runner.Result{}, nil
+	})
+	fake.Expect(distArgv...).Exit(1).Stderr(missingDist).
+		Stdout("1234:1700000000:/opt/balasys/etc/storage/config.yml.dpkg-dist\n")
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
+	m := &Manager{Runner: fake}
+
+	result, err := m.Install(ctx, testSet(), InstallOptions{OverwriteConfig: true})
+
+	require.NoError(t, err)
+	assert.Equal(t, []KeptConffile{{Package: StoragePackage, Path: "/opt/balasys/etc/storage/config.yml",
+		Dist: "/opt/balasys/etc/storage/config.yml.dpkg-dist"}}, result.Kept)
+	assert.Len(t, result.Packages, 3)
+}
+
 func TestInstallRepeatedAfterCompletionInstallsNothing(t *testing.T) {
 	fake := runnertest.New(t)
 	fake.Expect("debconf-set-selections")
