@@ -199,16 +199,26 @@ func (l FileLock) command(pid int) string {
 
 // Messages of a held lock as Debian bookworm's dpkg 1.21, apt 2.6 and
 // debconf 1.5 print them; the lab tests check each against the real tool.
+// Each must start a line in the tool's own words, so that a maintainer
+// script that merely mentions a lock is not taken for one.
 var (
-	lockedMessage = regexp.MustCompile(`(?i)(locked by another process|could not get lock|unable to acquire the dpkg)`)
-	lockPID       = regexp.MustCompile(`(?:with pid|held by process) (\d+)(?: \(([^)]+)\))?`)
+	lockedMessage = regexp.MustCompile(`(?im)^(dpkg: error: .*locked by another process|` +
+		`E: Could not get lock |E: Unable to acquire the dpkg |debconf: DbDriver .*locked by another process)`)
+	lockPID = regexp.MustCompile(`(?:with pid|held by process) (\d+)(?: \(([^)]+)\))?`)
+
+	// dpkgProgress is a line dpkg prints once it has begun to change
+	// packages; a lock failure comes before any of them.
+	dpkgProgress = regexp.MustCompile(`(?m)^(Preparing to unpack |Unpacking |Setting up |Removing |Purging )`)
 )
 
 // lockFailure reports whether a failed command failed only because a lock
-// was held, and names the lock and its holder from the message.
-func lockFailure(err error) (string, LockHolder, bool) {
+// was held, and names the lock and its holder from the message. A command
+// that printed dpkg's progress changed packages before it failed, so it
+// is never taken for one that failed on a lock and retried.
+func lockFailure(res runner.Result, err error) (string, LockHolder, bool) {
 	var exitErr *runner.ExitError
-	if !errors.As(err, &exitErr) || !lockedMessage.MatchString(exitErr.Tail) {
+	if !errors.As(err, &exitErr) || !lockedMessage.MatchString(exitErr.Tail) ||
+		dpkgProgress.Match(res.Stdout) || dpkgProgress.Match(res.Stderr) {
 		return "", LockHolder{}, false
 	}
 
@@ -253,7 +263,7 @@ func (m *Manager) runLocked(ctx context.Context, cmd runner.Command) (runner.Res
 				cmd.Stdin = bytes.NewReader(stdin)
 			}
 			res, err := m.Runner.Run(ctx, cmd)
-			if lock, holder, held = lockFailure(err); !held {
+			if lock, holder, held = lockFailure(res, err); !held {
 				return res, err
 			}
 			m.logger().Warn("command failed on a held lock", "command", cmd.String(), "pid", holder.PID)

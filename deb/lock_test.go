@@ -264,3 +264,28 @@ func (r *lockedRunner) count() int {
 	defer r.mu.Unlock()
 	return r.calls
 }
+
+// A failure after dpkg began to change packages is never a held lock,
+// even when a maintainer script's message looks like one: running the
+// command again would repeat half of it.
+func TestLockLikeMessageAfterProgressNotRetried(t *testing.T) {
+	tests := []struct{ name, stdout, stderr string }{
+		{"script quotes dpkg", "Setting up proxedo-api-security (4.9.0) ...\n",
+			"dpkg: error: dpkg frontend lock was locked by another process with pid 1\n"},
+		{"message inside a line", "",
+			"postinst: the vault is locked by another process, giving up\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := runnertest.New(t)
+			fake.Expect(configureArgv...).Exit(1).Stdout(tc.stdout).Stderr(tc.stderr)
+			m := &Manager{Runner: fake, LockWait: time.Hour, LockPoll: time.Millisecond}
+
+			err := m.ConfigurePending(context.Background())
+
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, ErrLocked)
+			assert.Len(t, fake.Calls(), 1, "not retried")
+		})
+	}
+}
