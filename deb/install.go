@@ -269,7 +269,7 @@ func (m *Manager) runDpkgInstall(ctx context.Context, paths []string, interactiv
 	argv = append(argv, paths...)
 	cmd := m.changeCommand(argv...)
 	cmd.Secrets = secrets
-	_, err := m.runLocked(ctx, cmd)
+	_, err := m.runChange(ctx, cmd)
 	return err
 }
 
@@ -290,7 +290,7 @@ func (m *Manager) configurePending(ctx context.Context, interactive bool, secret
 	if interactive {
 		cmd = runner.Command{Argv: []string{"dpkg", "--configure", "-a"}, Interactive: true}
 	}
-	if _, err := m.runLocked(ctx, cmd); err != nil {
+	if _, err := m.runChange(ctx, cmd); err != nil {
 		return fmt.Errorf("configuring packages left half-configured: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -326,6 +327,41 @@ func TestInstallReportsAfterCancelDuringDpkg(t *testing.T) {
 	assert.Equal(t, []KeptConffile{{Package: StoragePackage, Path: "/opt/balasys/etc/storage/config.yml",
 		Dist: "/opt/balasys/etc/storage/config.yml.dpkg-dist"}}, result.Kept)
 	assert.Len(t, result.Packages, 3)
+}
+
+// Case: Ctrl-C while dpkg runs takes effect only when dpkg is done, which
+// can take minutes, so the operator is told why nothing stops yet.
+func TestInstallAnnouncesWaitAfterCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fake := runnertest.New(t)
+	fake.Expect("debconf-set-selections")
+	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("true", ""))
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.8.0"))
+	fake.Expect(distArgv...).Exit(1).Stderr(missingDist)
+	m := &Manager{Runner: fake}
+	announced := make(chan Event, 1)
+	m.OnEvent = func(e Event) {
+		if e.Kind == EventInterrupted {
+			announced <- e
+		}
+	}
+	fake.Expect(installArgv...).Do(func(runner.Command) (runner.Result, error) {
+		cancel()
+		select {
+		case e := <-announced:
+			assert.Contains(t, e.Message, "waiting for dpkg to finish")
+		case <-time.After(5 * time.Second):
+			t.Error("no event told the operator that dpkg goes on after the interruption")
+		}
+		return runner.Result{}, nil
+	})
+	fake.Expect(distArgv...).Exit(1).Stderr(missingDist)
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
+
+	_, err := m.Install(ctx, testSet(), InstallOptions{OverwriteConfig: true})
+
+	require.NoError(t, err)
 }
 
 func TestInstallRepeatedAfterCompletionInstallsNothing(t *testing.T) {

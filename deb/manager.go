@@ -1,6 +1,8 @@
 package deb
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -76,6 +78,7 @@ const (
 	EventPasswordForget EventKind = "password-cleared"
 	EventRemove         EventKind = "remove"
 	EventSkip           EventKind = "skip"
+	EventInterrupted    EventKind = "interrupted"
 )
 
 // Event is progress reported to Manager.OnEvent. Message is a complete
@@ -130,4 +133,29 @@ func (m *Manager) changeCommand(argv ...string) runner.Command {
 		// as configured; dpkg must run to its end instead.
 		SurviveCaller: true,
 	}
+}
+
+// runChange runs a command of changeCommand through runLocked. When ctx is
+// cancelled while the command runs, which goes on to its end, it tells the
+// operator why the interruption takes effect only then.
+func (m *Manager) runChange(ctx context.Context, cmd runner.Command) (runner.Result, error) {
+	if !cmd.SurviveCaller {
+		return m.runLocked(ctx, cmd)
+	}
+	finished := make(chan struct{})
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		select {
+		case <-ctx.Done():
+			m.emit(Event{Kind: EventInterrupted, Message: fmt.Sprintf(
+				"interrupted: waiting for %s to finish, so that no package is left half-configured", cmd.Argv[0])})
+		case <-finished:
+		}
+	}()
+	defer func() {
+		close(finished)
+		<-announced
+	}()
+	return m.runLocked(ctx, cmd)
 }

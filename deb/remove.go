@@ -70,7 +70,7 @@ func (m *Manager) Remove(ctx context.Context, names []string, purge bool) (Remov
 	}
 	argv = append(argv, result.Removed...)
 	m.emit(Event{Kind: EventRemove, Message: fmt.Sprintf("%s %s", verb, strings.Join(result.Removed, ", "))})
-	if _, err := m.runLocked(ctx, m.changeCommand(argv...)); err != nil {
+	if _, err := m.runChange(ctx, m.changeCommand(argv...)); err != nil {
 		return result, fmt.Errorf("%s %s: %w", verb, strings.Join(result.Removed, " "), err)
 	}
 
