@@ -355,11 +355,24 @@ func (r *run) steps(ctx context.Context) error {
 			r.emit(Event{Kind: EventStepSkipped, Step: ptr(step.Info()), Index: i + 1, Total: len(r.plan.Steps)})
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return r.interrupted(step, err)
+		}
 		if err := r.step(ctx, i, step); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// interrupted returns the error of a run cancelled before step started,
+// such as by Ctrl-C while the previous step waited on dpkg, which runs to
+// its end. The journal does not record step, so a resumed run starts it.
+func (r *run) interrupted(step Step, err error) error {
+	return &StepError{
+		Step: step.Info(), Err: fmt.Errorf("not started because the run was interrupted: %w", err),
+		BackupSet: r.env.State.BackupSet, JournalPath: r.journal.path, Kind: r.plan.Kind,
+	}
 }
 
 func errOrNo(err error) any {

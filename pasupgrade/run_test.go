@@ -360,3 +360,41 @@ func TestResumeAddsUpWaits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, time.Duration(calls)*time.Second, j.Waited, "the journal counts every run")
 }
+
+// Case: Ctrl-C arrives while a step waits on a command that runs to its end
+// anyway, such as dpkg. The step completes, and the run stops before the
+// next step instead of starting it with the cancelled context.
+func TestRunStopsBetweenStepsWhenCancelled(t *testing.T) {
+	plan, sys := prepare(t, planCases()[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	interrupted := pasupgrade.Step{ID: "interrupted", Title: "a step during which Ctrl-C arrives",
+		Section: "in-house", User: pasupgrade.UserRoot, Action: "wait",
+		Run: func(context.Context, *pasupgrade.Env) error {
+			cancel()
+			return nil
+		}}
+	next := false
+	after := pasupgrade.Step{ID: "after", Title: "the step after it", Section: "in-house",
+		User: pasupgrade.UserRoot, Action: "work",
+		Run: func(context.Context, *pasupgrade.Env) error {
+			next = true
+			return nil
+		}}
+	require.NoError(t, plan.InsertAfter(pasupgrade.StepBackup, interrupted))
+	require.NoError(t, plan.InsertAfter(interrupted.ID, after))
+
+	_, err := pasupgrade.Run(ctx, plan, sys.Deps(clock(), pasupgrade.ConfigconvEditor{}), pasupgrade.RunConfig{})
+
+	require.ErrorIs(t, err, context.Canceled)
+	var stepErr *pasupgrade.StepError
+	require.ErrorAs(t, err, &stepErr, "the CLI prints how to resume for a step error")
+	assert.Equal(t, after.ID, stepErr.Step.ID)
+	assert.Contains(t, err.Error(), "interrupted")
+	assert.False(t, next, "the step after the interruption ran")
+	j, err := pasupgrade.ReadJournal(plan.Options.WorkDir)
+	require.NoError(t, err)
+	last := j.Steps[len(j.Steps)-1]
+	assert.Equal(t, interrupted.ID, last.ID, "the step after the interruption is not recorded")
+	assert.Equal(t, pasupgrade.OutcomeDone, last.Outcome)
+}
