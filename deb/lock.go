@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -246,6 +247,7 @@ func (m *Manager) runLocked(ctx context.Context, cmd runner.Command) (runner.Res
 	start := time.Now()
 	var reported LockHolder
 	reportedOnce := false
+	failures := 0
 
 	// The first run consumes stdin, so each run reads its own copy.
 	var stdin []byte
@@ -266,7 +268,15 @@ func (m *Manager) runLocked(ctx context.Context, cmd runner.Command) (runner.Res
 			if lock, holder, held = lockFailure(res, err); !held {
 				return res, err
 			}
-			m.logger().Warn("command failed on a held lock", "command", cmd.String(), "pid", holder.PID)
+			// dpkg fails this way at every poll while the lock is held,
+			// so only the first failure is a warning.
+			failures++
+			level := slog.LevelDebug
+			if failures == 1 {
+				level = slog.LevelWarn
+			}
+			m.logger().Log(ctx, level, "command failed on a held lock", "command", cmd.String(),
+				"pid", holder.PID, "failures", failures)
 		}
 
 		waited := time.Since(start)

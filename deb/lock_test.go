@@ -2,9 +2,11 @@ package deb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,6 +175,24 @@ func TestLockMessageRetried(t *testing.T) {
 	require.Len(t, *events, 1)
 	assert.Equal(t, 4242, (*events)[0].PID)
 	assert.Contains(t, (*events)[0].Message, "the dpkg frontend lock, held by process 4242")
+}
+
+// A lock held for minutes fails dpkg at every poll, and each failure must
+// not print another warning on the operator's terminal.
+func TestLockRetriesWarnOnce(t *testing.T) {
+	const dpkgLocked = "dpkg: error: dpkg frontend lock was locked by another process with pid 4242\n"
+	fake := runnertest.New(t)
+	fake.Expect(configureArgv...).Exit(2).Stderr(dpkgLocked).Times(5)
+	fake.Expect(configureArgv...)
+	var logged bytes.Buffer
+	m := &Manager{Runner: fake, LockWait: time.Hour, LockPoll: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+
+	err := m.ConfigurePending(context.Background())
+
+	require.NoError(t, err)
+	assert.Len(t, fake.Calls(), 6)
+	assert.Equal(t, 1, strings.Count(logged.String(), "level=WARN"), "log:\n%s", logged.String())
 }
 
 func TestLockMessageUntilWaitEnds(t *testing.T) {
