@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-
-	"golang.org/x/term"
 )
 
 // passwordEnv is the environment variable that may hold the admin password.
@@ -20,7 +18,7 @@ const maxPasswordLine = 4096
 
 // readPasswordNoEcho reads a line from the terminal without echoing it. It
 // is a variable so tests can replace the terminal.
-var readPasswordNoEcho = term.ReadPassword
+var readPasswordNoEcho = readTerminalPassword
 
 // resolvePassword returns the admin password from, in this order, the file
 // passwordFile ("-" for the first line of stdin), the PAS_ADMIN_PASSWORD
