@@ -224,3 +224,66 @@ func (l *testLab) assertOneInstallerBackup(ctx context.Context) {
 		}
 	}
 }
+
+// TestKillCLIDuringInstall kills only the CLI while dpkg installs, as an
+// operator's kill would. dpkg runs on to its end, and the resumed run
+// waits for its lock and installs nothing a second time. The relays that
+// kept dpkg's output flowing leave no fifo or process behind.
+func TestKillCLIDuringInstall(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Options{Topology: lab.TopologySingle})
+	ctx, cancel := context.WithTimeout(context.Background(), labTimeout)
+	defer cancel()
+
+	const point = "mgmt-preinst"
+	hold := faultDir + "/" + point
+	l.inNode(ctx, "sh", "-c", "mkdir -p "+faultDir+" && touch "+hold)
+	reached := func(e event) (bool, bool) {
+		if e.Kind != pasupgrade.EventStepStart || e.Step == nil || e.Step.ID != pasupgrade.StepInstall {
+			return false, false
+		}
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if _, err := l.runInNode(ctx, "test", "-e", hold+".reached"); err == nil {
+				return true, false
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		l.t.Errorf("the installation never reached fault point %s", point)
+		return true, false
+	}
+	run := l.runCLIKilled(ctx, "", reached, l.upgradeArgs()...)
+	require.Equal(t, killedExitCode, run.ExitCode, "the run was not killed at %s; stdout:\n%s", point, run.Stdout)
+
+	// dpkg outlived the CLI. The resumed run starts while it still holds
+	// the lock, and the fault point is released a little later.
+	assert.NotEmpty(t, strings.TrimSpace(l.inNode(ctx, "sh", "-c", "pgrep -x dpkg || true")),
+		"dpkg died with the CLI")
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(3 * time.Second)
+		_, err := l.runInNode(ctx, "rm", "-f", hold, hold+".reached")
+		released <- err
+	}()
+	run = l.runCLI(ctx, nil, l.upgradeArgs("--resume")...)
+	require.NoError(t, <-released, "releasing fault point %s", point)
+	require.Equal(t, 0, run.ExitCode, "the resumed run failed; stdout:\n%s", run.Stdout)
+
+	// The first run's dpkg installed every package, so the resumed run
+	// installed none of them again.
+	leftAlone := ""
+	for _, e := range run.Events {
+		if e.Type == "info" && strings.Contains(e.Raw, "left alone:") {
+			leftAlone = e.Raw
+		}
+	}
+	for _, pkg := range l.lab.NodeByName("mgmt").Packages {
+		assert.Contains(t, leftAlone, pkg, "the resumed run installed %s again", pkg)
+	}
+	l.assertUpgraded(ctx, run)
+	l.assertOneInstallerBackup(ctx)
+	copies := strings.Fields(l.inNode(ctx, "sh", "-c", "ls /opt/balasys/etc/core/backups/config.yml.4.8.0*"))
+	assert.Len(t, copies, 1, "core's maintainer script ran twice")
+	leftovers := l.inNode(ctx, "sh", "-c", "find /tmp -maxdepth 2 -type p; pgrep -a -x tee || true")
+	assert.Empty(t, strings.TrimSpace(leftovers), "the relays left fifos or processes behind")
+}
