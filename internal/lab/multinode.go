@@ -41,7 +41,9 @@ chmod 0440 /etc/sudoers.d/pas-lab-bootstrap
 
 // upCore starts the core node, lets it accept the management node's pas
 // key over SSH, lists it in the inventory and deploys 4.8.0 to it with
-// pas-mgmt-deploy-core, as a real installation does.
+// pas-mgmt-deploy-core, as a real installation does. A node started from
+// the prepared core image has that deployment already and only gets this
+// lab's key, ports and inventory entry.
 func (u *upper) upCore(ctx context.Context) error {
 	l := u.lab
 	mgmt := u.nodes["mgmt"]
@@ -58,7 +60,10 @@ func (u *upper) upCore(ctx context.Context) error {
 		return err
 	}
 
-	if _, err := node.Run(ctx, runner.Command{Argv: []string{"sh", "-c", bootstrapScript}}); err != nil {
+	prepared := u.preparedCore.ref != ""
+	if prepared {
+		u.opts.Logger.Info("starting from the prepared image with PAS 4.8.0 deployed", "node", node.Name, "image", u.preparedCore.ref)
+	} else if _, err := node.Run(ctx, runner.Command{Argv: []string{"sh", "-c", bootstrapScript}}); err != nil {
 		return fmt.Errorf("creating the pas user: %w", err)
 	}
 	key, err := mgmt.ReadFile(ctx, pasPublicKey)
@@ -81,13 +86,12 @@ func (u *upper) upCore(ctx context.Context) error {
 	if err := u.placeDeployDebs(ctx, mgmt); err != nil {
 		return err
 	}
-	deploy := []string{"pas-mgmt-deploy-core", "--deploy-core"}
-	if l.HA {
-		deploy = append(deploy, "--deploy-ha")
-	}
-	// The deployment gives the node the ports the inventory names, so a
-	// node that a restore reinstalls gets them again.
-	if err := u.deployCore(ctx, mgmt, deploy); err != nil {
+	if prepared {
+		// The image holds the ports of the lab that committed it.
+		if err := setListenPorts(ctx, node, info.Ports, components); err != nil {
+			return err
+		}
+	} else if err := u.deployAndCommit(ctx, node, mgmt, info.Ports["ssh"]); err != nil {
 		return err
 	}
 	restart := []string{"pas-mgmt-deploy-core", "--restart-storage", "--restart-core"}
@@ -107,6 +111,46 @@ func (u *upper) upCore(ctx context.Context) error {
 		info.Units = append(info.Units, componentUnits[c])
 	}
 	return l.save()
+}
+
+// deployAndCommit deploys 4.8.0 to a core node started from the node
+// image, as a real installation does, and commits the node as the missing
+// prepared image unless another Up call of this process is committing it.
+func (u *upper) deployAndCommit(ctx context.Context, node, mgmt *Node, sshPort int) error {
+	deploy := []string{"pas-mgmt-deploy-core", "--deploy-core"}
+	if u.lab.HA {
+		deploy = append(deploy, "--deploy-ha")
+	}
+	claimCommit(&u.preparedCore)
+	// The deployment gives the node the ports the inventory names, so a
+	// node that a restore reinstalls gets them again.
+	if err := u.deployCore(ctx, mgmt, deploy); err != nil || u.preparedCore.commitRef == "" {
+		releaseCommit(&u.preparedCore)
+		return err
+	}
+	// sshd is stopped for the commit, so that a node started from the
+	// image finds no record of a running sshd from this node.
+	if _, err := node.Run(ctx, runner.Command{Argv: []string{"systemctl", "stop", "ssh"}}); err != nil {
+		releaseCommit(&u.preparedCore)
+		return fmt.Errorf("stopping sshd for the commit: %w", err)
+	}
+	u.commitOrWarn(ctx, node, &u.preparedCore, "core")
+	if err := u.startUnit(ctx, node, "ssh"); err != nil {
+		return err
+	}
+	return waitListening(ctx, sshPort)
+}
+
+// setListenPorts gives each of components on node its port, as the
+// deployment does from the inventory's host variables.
+func setListenPorts(ctx context.Context, node *Node, ports map[string]int, components []string) error {
+	for _, c := range components {
+		argv := []string{"/opt/balasys/usr/bin/pas-" + c, "set-listen-port", strconv.Itoa(ports[c])}
+		if _, err := node.Run(ctx, runner.Command{Argv: argv, User: "pas"}); err != nil {
+			return fmt.Errorf("setting the %s port: %w", c, err)
+		}
+	}
+	return nil
 }
 
 // startSSH runs sshd through the systemctl stand-in on port, on loopback

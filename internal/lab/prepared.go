@@ -20,8 +20,8 @@ import (
 	"github.com/pasops/pasupgrade/runner"
 )
 
-// PreparedImageRepository is the repository of prepared management node
-// images (see Options.PreparedImages). The tag is the image's content key.
+// PreparedImageRepository is the repository of prepared node images (see
+// Options.PreparedImages). The tag is the image's content key.
 const PreparedImageRepository = "pasupgrade-lab-prepared"
 
 // preparedImages records, for this process, which prepared images an Up
@@ -51,10 +51,22 @@ type preparedState struct {
 // reference, the topology options that choose the installed packages and
 // the 4.8.0 .deb files in packageDir.
 func PreparedImageKey(nodeImage string, opts Options, packageDir string) (string, error) {
+	return preparedKey(nodeImage, "mgmt", opts, packageDir, Packages)
+}
+
+// preparedKey returns the content key of the prepared image of a node with
+// role that has pkgs installed from packageDir.
+func preparedKey(nodeImage, role string, opts Options, packageDir string, pkgs []string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "node-image=%s\nrole=mgmt\ntopology=%s\nha=%t\ncore-on-mgmt=%t\n",
-		nodeImage, opts.Topology, opts.HA, opts.CoreOnMgmt)
-	for _, pkg := range Packages {
+	if role == "core" {
+		// A remote core node is the same whether or not the management
+		// node runs core too; the bootstrap's sudoers rule is part of it.
+		fmt.Fprintf(h, "node-image=%s\nrole=core\nha=%t\nbootstrap=%s\n", nodeImage, opts.HA, bootstrapScript)
+	} else {
+		fmt.Fprintf(h, "node-image=%s\nrole=%s\ntopology=%s\nha=%t\ncore-on-mgmt=%t\n",
+			nodeImage, role, opts.Topology, opts.HA, opts.CoreOnMgmt)
+	}
+	for _, pkg := range pkgs {
 		name := DebFileName(pkg, labVersion)
 		f, err := os.Open(filepath.Join(packageDir, name))
 		if err != nil {
@@ -74,11 +86,24 @@ func PreparedImageKey(nodeImage string, opts Options, packageDir string) (string
 // prepared image when Options.PreparedImages is set and the engine has it,
 // else the node image.
 func (u *upper) mgmtImage(ctx context.Context) (string, error) {
+	return u.preparedImage(ctx, &u.prepared, "mgmt", Packages)
+}
+
+// coreImage returns the image the remote core node starts from: the
+// prepared image with 4.8.0 deployed when Options.PreparedImages is set
+// and the engine has it, else the node image.
+func (u *upper) coreImage(ctx context.Context) (string, error) {
+	return u.preparedImage(ctx, &u.preparedCore, "core", []string{StoragePackage, CorePackage})
+}
+
+// preparedImage returns the prepared image of role, recording in st
+// whether the engine has it.
+func (u *upper) preparedImage(ctx context.Context, st *preparedState, role string, pkgs []string) (string, error) {
 	l := u.lab
 	if !u.opts.PreparedImages {
 		return l.NodeImage, nil
 	}
-	key, err := PreparedImageKey(l.NodeImage, u.opts, l.PackageDir())
+	key, err := preparedKey(l.NodeImage, role, u.opts, l.PackageDir(), pkgs)
 	if err != nil {
 		return "", err
 	}
@@ -89,10 +114,10 @@ func (u *upper) mgmtImage(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if ok {
-		u.prepared.ref = ref
+		st.ref = ref
 		return ref, nil
 	}
-	u.prepared.missingRef = ref
+	st.missingRef = ref
 	return l.NodeImage, nil
 }
 
@@ -109,22 +134,27 @@ func (u *upper) installMgmt(ctx context.Context, node *Node, packages []string) 
 	}
 
 	log.Info("installing PAS 4.8.0", "node", node.Name, "packages", packages)
-	u.claimCommit()
+	claimCommit(&u.prepared)
 	err := u.preseedPassword(ctx, node)
 	if err == nil {
 		err = u.dpkgInstall(ctx, node, packages)
 	}
 	if err != nil || u.prepared.commitRef == "" {
-		u.releaseCommit()
+		releaseCommit(&u.prepared)
 		return err
 	}
-	// A failed commit costs later labs time only, so it does not fail Up.
-	ref := u.prepared.commitRef
-	if err := u.commitPrepared(ctx, node); err != nil {
-		log.Warn("committing the prepared image failed; later labs install PAS again",
+	u.commitOrWarn(ctx, node, &u.prepared, "management")
+	return nil
+}
+
+// commitOrWarn commits node as st's prepared image. A failed commit costs
+// later labs time only, so it is logged and does not fail Up.
+func (u *upper) commitOrWarn(ctx context.Context, node *Node, st *preparedState, role string) {
+	ref := st.commitRef
+	if err := u.commitPrepared(ctx, node, st, role); err != nil {
+		u.opts.Logger.Warn("committing the prepared image failed; later labs install PAS again",
 			"image", ref, "err", err)
 	}
-	return nil
 }
 
 // setAdminPassword replaces the admin password hash that the prepared
@@ -142,11 +172,12 @@ func (u *upper) setAdminPassword(ctx context.Context, node *Node) error {
 	return nil
 }
 
-// commitPrepared commits the management node, with 4.8.0 installed and
-// before any lab-specific setting, as the prepared image.
-func (u *upper) commitPrepared(ctx context.Context, node *Node) error {
-	ref := u.prepared.commitRef
-	defer u.releaseCommit()
+// commitPrepared commits a node with 4.8.0 installed as st's prepared
+// image. The settings of this lab that it holds are set again on every
+// node started from it.
+func (u *upper) commitPrepared(ctx context.Context, node *Node, st *preparedState, role string) error {
+	ref := st.commitRef
+	defer releaseCommit(st)
 
 	// StartNode creates the docker group with the engine socket's gid, and
 	// groupadd fails on a group that exists, so the image must not have it.
@@ -165,7 +196,7 @@ func (u *upper) commitPrepared(ctx context.Context, node *Node) error {
 	}
 	_, commitErr := u.cli.ContainerCommit(ctx, node.ID, container.CommitOptions{
 		Reference: ref,
-		Comment:   "pas-lab management node with PAS " + labVersion + " installed",
+		Comment:   "pas-lab " + role + " node with PAS " + labVersion + " installed",
 		Pause:     true,
 	})
 	if commitErr == nil {
@@ -181,15 +212,15 @@ func (u *upper) commitPrepared(ctx context.Context, node *Node) error {
 	if commitErr != nil {
 		return fmt.Errorf("committing node %s as %s: %w", node.Name, ref, commitErr)
 	}
-	u.opts.Logger.Info("committed the prepared management node image", "image", ref)
+	u.opts.Logger.Info("committed the prepared "+role+" node image", "image", ref)
 	return nil
 }
 
-// claimCommit makes this Up call the one that commits the missing prepared
-// image, unless another Up call of this process holds that claim or has
-// committed it since this node started.
-func (u *upper) claimCommit() {
-	ref := u.prepared.missingRef
+// claimCommit makes this Up call the one that commits st's missing
+// prepared image, unless another Up call of this process holds that claim
+// or has committed it since this node started.
+func claimCommit(st *preparedState) {
+	ref := st.missingRef
 	if ref == "" {
 		return
 	}
@@ -197,20 +228,20 @@ func (u *upper) claimCommit() {
 	defer preparedImages.Unlock()
 	if !preparedImages.committing[ref] && !contains(preparedImages.committed, ref) {
 		preparedImages.committing[ref] = true
-		u.prepared.commitRef = ref
+		st.commitRef = ref
 	}
 }
 
-// releaseCommit gives up this Up call's claim on committing the prepared
+// releaseCommit gives up this Up call's claim on committing st's prepared
 // image, so that a later Up call can commit it.
-func (u *upper) releaseCommit() {
-	if u.prepared.commitRef == "" {
+func releaseCommit(st *preparedState) {
+	if st.commitRef == "" {
 		return
 	}
 	preparedImages.Lock()
-	delete(preparedImages.committing, u.prepared.commitRef)
+	delete(preparedImages.committing, st.commitRef)
 	preparedImages.Unlock()
-	u.prepared.commitRef = ""
+	st.commitRef = ""
 }
 
 // RemovePreparedImages removes the prepared images that this process

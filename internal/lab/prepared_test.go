@@ -95,3 +95,31 @@ func TestPreparedImageReused(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, strings.TrimSpace(string(res.Stdout)), "files of the prepared image with the first lab's password")
 }
+
+// TestPreparedCoreImageReused starts two multi-node labs with
+// PreparedImages: the second core node must start from the image with
+// 4.8.0 deployed that the first committed, and answer on its own ports.
+func TestPreparedCoreImageReused(t *testing.T) {
+	opts := Options{Topology: TopologyMulti, PreparedImages: true}
+	first, cli := upForTest(t, opts)
+	ctx := context.Background()
+	t.Cleanup(func() {
+		assert.NoError(t, RemovePreparedImages(context.Background(), cli))
+	})
+	key, err := preparedKey(first.NodeImage, "core", opts, first.PackageDir(), []string{StoragePackage, CorePackage})
+	require.NoError(t, err)
+	ref := PreparedImageRepository + ":" + key
+	ok, err := imageExists(ctx, cli, ref)
+	require.NoError(t, err)
+	require.True(t, ok, "the first lab must leave the prepared core image %s", ref)
+
+	second, _ := upForTest(t, opts)
+	core := second.NodeByName(coreNodeName)
+	inspect, err := cli.ContainerInspect(ctx, core.ContainerID)
+	require.NoError(t, err)
+	assert.Equal(t, ref, inspect.Config.Image, "the second core node's image")
+	for _, c := range []string{"storage", "core"} {
+		assert.NotEqual(t, first.NodeByName(coreNodeName).Ports[c], core.Ports[c])
+		assert.Equal(t, labVersion, componentVersion(t, core.Ports[c]), "%s on port %d", c, core.Ports[c])
+	}
+}

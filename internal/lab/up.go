@@ -129,7 +129,10 @@ type upper struct {
 	lab      *Lab
 	password string
 	nodes    map[string]*Node
-	prepared preparedState
+	// prepared and preparedCore are the prepared images of the
+	// management node and of the remote core node.
+	prepared     preparedState
+	preparedCore preparedState
 }
 
 func (u *upper) run(ctx context.Context) error {
@@ -219,11 +222,15 @@ func (u *upper) buildSystemctl(ctx context.Context) error {
 func (u *upper) startNode(ctx context.Context, name, role string) (*Node, *LabNode, error) {
 	l := u.lab
 	image := l.NodeImage
-	if role == "mgmt" {
-		var err error
-		if image, err = u.mgmtImage(ctx); err != nil {
-			return nil, nil, err
-		}
+	var err error
+	switch role {
+	case "mgmt":
+		image, err = u.mgmtImage(ctx)
+	case "core":
+		image, err = u.coreImage(ctx)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	node, err := StartNode(ctx, u.cli, NodeOptions{
 		Name:    containerName(l.Name, name),
