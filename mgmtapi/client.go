@@ -139,6 +139,11 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if base.Scheme == "http" && (o.caFile != "" || o.caPEM != nil) {
+		// Redirects stay on the same origin, so the bundle would never
+		// be used: the caller most likely meant https.
+		return nil, fmt.Errorf("a CA bundle was given for %s, which is plain HTTP: use an https:// URL, or leave the CA bundle out", base)
+	}
 	hc, err := buildHTTPClient(o, base)
 	if err != nil {
 		return nil, err

@@ -586,3 +586,11 @@ func TestNewRejectsInsecureDefaultTransport(t *testing.T) {
 		assert.Contains(t, err.Error(), "skips TLS certificate verification")
 	}
 }
+
+func TestNewRejectsCABundleForPlainHTTP(t *testing.T) {
+	for _, opt := range []mgmtapi.Option{mgmtapi.WithCAFile("/etc/ssl/pas-ca.pem"), mgmtapi.WithCAPEM([]byte("pem"))} {
+		_, err := mgmtapi.New("http://127.0.0.1:8443", opt)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "http://127.0.0.1:8443, which is plain HTTP: use an https:// URL")
+	}
+}
