@@ -12,8 +12,9 @@ import (
 // InventoryHosts returns the hosts of an Ansible YAML inventory such as the
 // deployment tool's inventory.yml. A host is a key of a "hosts" mapping at
 // any depth, replaced by its ansible_host value where one is set. Where
-// ansible_port is set, ":PORT" is appended. The result is sorted and free
-// of duplicates.
+// ansible_port is set, ":PORT" is appended, and where ansible_user is set,
+// "USER@" is prepended: Remote logs in to such a host as USER instead of
+// RemoteAccess.User. The result is sorted and free of duplicates.
 func InventoryHosts(data []byte) ([]string, error) {
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -54,6 +55,9 @@ func addHosts(value any, found map[string]bool) {
 			}
 			if port, ok := v["ansible_port"]; ok && port != nil {
 				address = net.JoinHostPort(address, fmt.Sprint(port))
+			}
+			if user, ok := v["ansible_user"].(string); ok && user != "" {
+				address = user + "@" + address
 			}
 		}
 		found[address] = true

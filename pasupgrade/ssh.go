@@ -29,13 +29,18 @@ type Remote struct {
 	DialTimeout time.Duration
 }
 
-// Run runs cmd on host over SSH. A cmd.User other than access.User runs
+// Run runs cmd on host over SSH, logging in as access.User, or as USER
+// when host is "USER@HOST[:PORT]". A cmd.User other than the login user runs
 // through "sudo -n", so a password prompt fails instead of hanging; root
 // needs no "-u". Env entries are given to sudo as VAR=value arguments,
 // which the sudoers rule must allow with SETENV, or set with env(1) when no
 // sudo is needed. The host key must be in access.KnownHosts.
 func (r Remote) Run(ctx context.Context, access RemoteAccess, host string, cmd runner.Command) (runner.Result, error) {
 	start := time.Now()
+	if user, addr, ok := strings.Cut(host, "@"); ok {
+		// The inventory's ansible_user, as InventoryHosts writes it.
+		access.User, host = user, addr
+	}
 	client, err := r.dial(ctx, access, host)
 	if err != nil {
 		return runner.Result{ExitCode: -1}, err

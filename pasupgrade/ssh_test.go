@@ -46,7 +46,7 @@ func startSSHServer(t *testing.T, clientKey ssh.PublicKey) *sshServer {
 	t.Helper()
 	hostSigner, _ := newKey(t)
 	config := &ssh.ServerConfig{PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-		if meta.User() == "pas" && string(key.Marshal()) == string(clientKey.Marshal()) {
+		if (meta.User() == "pas" || meta.User() == "ops") && string(key.Marshal()) == string(clientKey.Marshal()) {
 			return nil, nil
 		}
 		return nil, assert.AnError
@@ -155,4 +155,23 @@ func TestRemoteRejectsUnknownHostKey(t *testing.T) {
 	access.KnownHosts = nil
 	_, err = pasupgrade.Remote{}.Run(context.Background(), access, srv.addr, runner.Command{Argv: []string{"true"}})
 	assert.ErrorContains(t, err, "known_hosts is empty")
+}
+
+// A host with the inventory's ansible_user logs in as that user, and runs
+// commands meant for pas through sudo.
+func TestRemoteLogsInAsInventoryUser(t *testing.T) {
+	clientSigner, clientPEM := newKey(t)
+	srv := startSSHServer(t, clientSigner.PublicKey())
+	access := pasupgrade.RemoteAccess{
+		User: "pas", Key: clientPEM,
+		KnownHosts: []byte(knownhosts.Line([]string{knownhosts.Normalize(srv.addr)}, srv.hostKey) + "\n"),
+	}
+	res, err := pasupgrade.Remote{}.Run(context.Background(), access, "ops@"+srv.addr,
+		runner.Command{Argv: []string{"pas-update"}, User: "pas"})
+	require.NoError(t, err)
+	assert.Equal(t, "ran: sudo -n -u pas pas-update\n", string(res.Stdout))
+
+	_, err = pasupgrade.Remote{}.Run(context.Background(), access, "nobody@"+srv.addr,
+		runner.Command{Argv: []string{"true"}})
+	require.ErrorContains(t, err, "as nobody")
 }

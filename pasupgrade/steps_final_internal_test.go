@@ -35,9 +35,9 @@ func TestHashScheme(t *testing.T) {
 }
 
 func TestInventoryHosts(t *testing.T) {
-	hosts, err := InventoryHosts([]byte("all:\n  children:\n    core:\n      hosts:\n        core-1:\n          ansible_host: 10.0.0.5\n        core-2: {}\n        core-3: {ansible_host: 127.0.0.1, ansible_port: 2222}\n    other:\n      hosts:\n        core-2:\n"))
+	hosts, err := InventoryHosts([]byte("all:\n  children:\n    core:\n      hosts:\n        core-1:\n          ansible_host: 10.0.0.5\n        core-2: {}\n        core-3: {ansible_host: 127.0.0.1, ansible_port: 2222}\n        core-4: {ansible_host: 10.0.0.7, ansible_user: ops}\n    other:\n      hosts:\n        core-2:\n"))
 	assert.NoError(t, err)
-	assert.Equal(t, []string{"10.0.0.5", "127.0.0.1:2222", "core-2"}, hosts)
+	assert.Equal(t, []string{"10.0.0.5", "127.0.0.1:2222", "core-2", "ops@10.0.0.7"}, hosts)
 
 	_, err = InventoryHosts([]byte("all: {}\n"))
 	assert.ErrorContains(t, err, "lists no hosts")
