@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pasops/pasupgrade/runner"
@@ -85,4 +86,35 @@ func (m *Manager) newDistFiles(set Set, before, after map[string]string) []KeptC
 		}
 	}
 	return kept
+}
+
+// earlierDistFiles reports the .dpkg-dist files beside the configuration
+// files of the packages of set that are not in todo: Install leaves those
+// packages alone, so their kept files would otherwise go unreported.
+func (m *Manager) earlierDistFiles(ctx context.Context, set, todo Set) ([]KeptConffile, error) {
+	done := set
+	done.Packages = nil
+	for _, p := range set.Packages {
+		if !slices.Contains(todo.Names(), p.Name) {
+			done.Packages = append(done.Packages, p)
+		}
+	}
+	found, err := m.statFiles(ctx, distCandidates(done))
+	if err != nil {
+		return nil, err
+	}
+	var kept []KeptConffile
+	for _, p := range done.Packages {
+		for _, c := range p.Conffiles {
+			dist := c + distSuffix
+			if _, ok := found[dist]; !ok {
+				continue
+			}
+			kept = append(kept, KeptConffile{Package: p.Name, Path: c, Dist: dist})
+			m.emit(Event{Kind: EventConffileKept, Package: p.Name, Path: c, Message: fmt.Sprintf(
+				"%s keeps a local version; an earlier installation left the package's version in %s, compare and merge it by hand",
+				c, dist)})
+		}
+	}
+	return kept, nil
 }

@@ -58,6 +58,13 @@ type InstallResult struct {
 	// AlreadyInstalled lists the packages that were installed at the
 	// set's version before dpkg ran, which Install left alone.
 	AlreadyInstalled []string
+
+	// KeptEarlier lists the .dpkg-dist files found beside the
+	// configuration files of the AlreadyInstalled packages. An earlier
+	// installation wrote them, such as one whose caller died while dpkg
+	// went on, or the "dpkg --configure -a" of this call. Install cannot
+	// tell whether anyone reported them before, so it reports them.
+	KeptEarlier []KeptConffile
 }
 
 // ErrNotInstalled is wrapped when a package is not installed at the set's
@@ -137,6 +144,9 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 	if len(result.AlreadyInstalled) > 0 {
 		m.emit(Event{Kind: EventSkip, Message: fmt.Sprintf("already installed at %s, left alone: %s",
 			set.Version, strings.Join(result.AlreadyInstalled, ", "))})
+		if result.KeptEarlier, err = m.earlierDistFiles(ctx, set, todo); err != nil {
+			return result, err
+		}
 	}
 	if len(todo.Packages) == 0 {
 		result.Packages, err = m.verifyInstalled(ctx, set)

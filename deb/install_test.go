@@ -276,6 +276,8 @@ func TestInstallConfiguresPendingFirst(t *testing.T) {
 	// Configured, the 4.9.0 management package is complete and is not
 	// installed a second time.
 	fake.Expect(queryArgv...).Stdout(CorePackage + "\tii \t4.8.0\n" + MgmtPackage + "\tii \t4.9.0\n")
+	fake.Expect("stat", "--format=%i:%Y:%n", "--", "/opt/balasys/etc/mgmt/config.yml.dpkg-dist").
+		Exit(1).Stderr(missingDist)
 	distTodo := []string{"stat", "--format=%i:%Y:%n", "--",
 		"/opt/balasys/etc/core/config.yml.dpkg-dist", "/opt/balasys/etc/storage/config.yml.dpkg-dist"}
 	fake.Expect(distTodo...).Exit(1).Stderr(missingDist)
@@ -296,7 +298,7 @@ func TestInstallConfiguresPendingFirst(t *testing.T) {
 	assert.Equal(t, []string{"DEBIAN_FRONTEND=noninteractive"}, configure.Env)
 	assert.Nil(t, configure.Stdin)
 	assert.True(t, configure.SurviveCaller, "dpkg must not die with this process")
-	assert.True(t, fake.Calls()[6].SurviveCaller, "dpkg --install must not die with this process")
+	assert.True(t, fake.Calls()[7].SurviveCaller, "dpkg --install must not die with this process")
 	assert.Contains(t, kinds(*events), EventConfigure)
 	assert.Contains(t, kinds(*events), EventSkip)
 }
@@ -364,19 +366,38 @@ func TestInstallAnnouncesWaitAfterCancel(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// Case: the process that ran dpkg died, and dpkg finished the install
+// without it. Nothing is installed again, and the .dpkg-dist file that
+// the lost run could not report is reported now, so the operator still
+// learns that it needs merging.
 func TestInstallRepeatedAfterCompletionInstallsNothing(t *testing.T) {
 	fake := runnertest.New(t)
 	fake.Expect("debconf-set-selections")
 	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("false", ""))
 	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
+	fake.Expect(distArgv...).Exit(1).Stderr(missingDist).
+		Stdout("1234:1700000000:/opt/balasys/etc/mgmt/config.yml.dpkg-dist\n")
 	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
 	m := &Manager{Runner: fake}
+	events := recordEvents(m)
 
 	result, err := m.Install(context.Background(), testSet(), InstallOptions{})
 
 	require.NoError(t, err)
 	assert.Equal(t, SetNames(), result.AlreadyInstalled)
 	assert.Len(t, result.Packages, 3)
+	assert.Empty(t, result.Kept, "this installation wrote no .dpkg-dist file")
+	assert.Equal(t, []KeptConffile{{Package: MgmtPackage, Path: "/opt/balasys/etc/mgmt/config.yml",
+		Dist: "/opt/balasys/etc/mgmt/config.yml.dpkg-dist"}}, result.KeptEarlier)
+	var kept []string
+	for _, e := range *events {
+		if e.Kind == EventConffileKept {
+			kept = append(kept, e.Message)
+		}
+	}
+	require.Len(t, kept, 1)
+	assert.Contains(t, kept[0], "/opt/balasys/etc/mgmt/config.yml.dpkg-dist")
+	assert.Contains(t, kept[0], "compare and merge it by hand")
 }
 
 func TestInstallInteractive(t *testing.T) {

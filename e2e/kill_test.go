@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -280,6 +281,12 @@ func TestKillCLIDuringInstall(t *testing.T) {
 	for _, pkg := range l.lab.NodeByName("mgmt").Packages {
 		assert.Contains(t, leftAlone, pkg, "the resumed run installed %s again", pkg)
 	}
+	// The killed run could not report the conffile that dpkg kept, so
+	// the resumed run does.
+	dist := l.editedConffile() + ".dpkg-dist"
+	assert.True(t, slices.ContainsFunc(run.Events, func(e event) bool {
+		return e.Type == "info" && strings.Contains(e.Raw, dist) && strings.Contains(e.Raw, "merge")
+	}), "the resumed run did not report %s", dist)
 	l.assertUpgraded(ctx, run)
 	l.assertOneInstallerBackup(ctx)
 	copies := strings.Fields(l.inNode(ctx, "sh", "-c", "ls /opt/balasys/etc/core/backups/config.yml.4.8.0*"))
