@@ -124,7 +124,9 @@ func (e *PreflightError) Unwrap() error { return ErrPreflightFailed }
 // Run runs plan against deps: it takes the work directory's lock, runs the
 // preflight checks (not when resuming a run that started a step), calls
 // cfg.Confirm, and runs each step in order, writing the journal after every
-// step. It stops at the first failing step and returns a *StepError. A fresh
+// step. It stops at the first failing step and returns a *StepError. When
+// ctx ends while a step runs that finishes anyway, the run stops before the
+// next step and returns a *StepError for it that wraps ctx.Err(). A fresh
 // run refuses, with ErrUnfinishedRun, a journal whose run started a step and
 // did not finish. A finished run returns its summary,
 // which is also sent as an EventSummary.
