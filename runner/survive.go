@@ -8,14 +8,21 @@ package runner
 // command itself runs in the foreground with the signal dispositions it
 // would have without the script, and its exit status is the script's.
 // Exit status 125 means the pipes could not be made.
+//
+// A process that the command leaves running, such as a daemon that a
+// maintainer script starts, can keep the pipes open, so the relays get no
+// end of file. The script then stops them 5 s after the command ended
+// rather than wait for that process to exit.
 const survivorScript = `dir=$(mktemp -d) || exit 125
 if ! mkfifo "$dir/out" "$dir/err"; then rm -rf "$dir"; exit 125; fi
-tee -p /dev/null <"$dir/out" &
-tee -p /dev/null <"$dir/err" >&2 &
+tee -p /dev/null <"$dir/out" & out=$!
+tee -p /dev/null <"$dir/err" >&2 & err=$!
 "$@" >"$dir/out" 2>"$dir/err"
 status=$?
-wait
 rm -rf "$dir"
+(sleep 5; kill "$out" "$err") </dev/null >/dev/null 2>&1 & stopper=$!
+wait "$out" "$err"
+kill "$stopper" 2>/dev/null
 exit "$status"`
 
 // SurvivorArgv returns argv wrapped in a POSIX shell script that keeps it

@@ -74,3 +74,17 @@ func TestSurvivorScriptOutlivesItsReader(t *testing.T) {
 	require.Error(t, bare.Wait())
 	assert.NoFileExists(t, filepath.Join(dir, "bare"))
 }
+
+// A maintainer script can start a daemon that keeps the command's output
+// open. Run must return when the command ends, as it does without
+// SurviveCaller, instead of waiting for the daemon to exit.
+func TestSurviveCallerLeavesBackgroundChild(t *testing.T) {
+	done := filepath.Join(t.TempDir(), "done")
+	res, err := (&Local{}).Run(context.Background(), Command{
+		Argv:          []string{"sh", "-c", `(sleep 30; touch "$0") & echo started`, done},
+		SurviveCaller: true,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "started\n", string(res.Stdout))
+	assert.NoFileExists(t, done, "Run waited for the command's background child")
+}
