@@ -76,8 +76,8 @@ func TestSurvivorScriptOutlivesItsReader(t *testing.T) {
 }
 
 // A maintainer script can start a daemon that keeps the command's output
-// open. Run must return when the command ends, as it does without
-// SurviveCaller, instead of waiting for the daemon to exit.
+// open. Run must return soon after the command ends instead of waiting for
+// the daemon to exit.
 func TestSurviveCallerLeavesBackgroundChild(t *testing.T) {
 	done := filepath.Join(t.TempDir(), "done")
 	res, err := (&Local{}).Run(context.Background(), Command{
