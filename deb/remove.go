@@ -74,7 +74,8 @@ func (m *Manager) Remove(ctx context.Context, names []string, purge bool) (Remov
 		return result, fmt.Errorf("%s %s: %w", verb, strings.Join(result.Removed, " "), err)
 	}
 
-	return result, m.verifyRemoved(ctx, result.Removed, purge)
+	// The removal ran to its end even if ctx was cancelled meanwhile.
+	return result, m.verifyRemoved(context.WithoutCancel(ctx), result.Removed, purge)
 }
 
 // verifyRemoved checks that apt-get left none of names installed, and with

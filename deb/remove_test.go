@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pasops/pasupgrade/runner"
 	"github.com/pasops/pasupgrade/runner/runnertest"
 )
 
@@ -92,4 +93,24 @@ func TestRemoveLeavesPackageBehind(t *testing.T) {
 	_, err := m.Remove(context.Background(), []string{CorePackage}, true)
 
 	assert.ErrorContains(t, err, "apt-get reported success but left proxedo-api-security config-files at 4.9.0")
+}
+
+// Case: Ctrl-C while apt-get purges, which goes on to its end. The purge
+// is checked and reported as done, not failed on the cancelled context.
+func TestRemoveChecksAfterCancelDuringPurge(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fake := runnertest.New(t)
+	fake.Expect(queryArgv[:4]...).Stdout(CorePackage + "\tii \t4.9.0\n")
+	fake.Expect("apt-get", "remove", "--yes", "--purge", CorePackage).Do(func(runner.Command) (runner.Result, error) {
+		cancel()
+		return runner.Result{}, nil
+	})
+	fake.Expect(queryArgv[:4]...).Exit(1)
+	m := &Manager{Runner: fake}
+
+	result, err := m.Remove(ctx, []string{CorePackage}, true)
+
+	require.NoError(t, err)
+	assert.Equal(t, []string{CorePackage}, result.Removed)
 }
