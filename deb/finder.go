@@ -9,11 +9,11 @@ import (
 )
 
 // A SetFinder finds package sets as FindSet does, and remembers what it
-// read of each file. Checking the same directory again, as a preflight
-// check and the install step after it do, reads only the files that
-// changed since: a file counts as unchanged while its device, inode, size,
-// modification and change times stay the same, and any write changes the
-// change time. It reads the files of one call in parallel. The zero value
+// read of each file. A second check of the same directory, such as the
+// install step's after a preflight check, reads only the files that
+// changed since. A file counts as unchanged while its device, inode, size,
+// modification and change times stay the same, because any write changes
+// the change time. It reads the files of one call in parallel. The zero value
 // is ready to use, and a SetFinder is safe for concurrent use.
 type SetFinder struct {
 	mu   sync.Mutex
@@ -31,7 +31,7 @@ type fileKey struct {
 	mtimeNs, ctimeNs int64
 }
 
-// inspection is what Inspect returned for a file. Only results that
+// inspection is the result of Inspect for one file. Only results that
 // depend on the content alone are kept: a package, or ErrNotDeb.
 type inspection struct {
 	pkg Package

@@ -36,7 +36,7 @@ const holdEnv = "PASUPGRADE_FAULT_HOLD_AFTER"
 // The signal comes from this machine, which shares the kernel with the
 // node. A held run waits right after printing the step's end, with the
 // journal already written, so a kill at that event lands at the step
-// boundary; without the hold the CLI could finish its next fast step
+// boundary. Without the hold, the CLI could finish its next fast step
 // before the signal arrives.
 func (l *testLab) runCLIKilled(ctx context.Context, holdAfter string, kill func(event) (now, dpkg bool), args ...string) cliRun {
 	l.t.Helper()
@@ -59,7 +59,7 @@ func (l *testLab) runCLIKilled(ctx context.Context, holdAfter string, kill func(
 		}
 		if killDpkg {
 			// dpkg runs in a session of its own, which it shares with
-			// its maintainer scripts; killing that session and the CLI
+			// its maintainer scripts. Killing that session and the CLI
 			// is what a power loss does.
 			script := `for pid in $(pgrep -x dpkg); do pkill -KILL -s "$(ps -o sid= -p "$pid" | tr -d ' ')"; done`
 			if _, err := l.runInNode(context.Background(), "sh", "-c", script); err != nil {

@@ -146,7 +146,7 @@ func (l *testLab) assertRemoteAt(ctx context.Context, version string) {
 }
 
 // healthVersion returns the version a component reports on port, waiting
-// up to 30 s for it to answer.
+// up to 30 s for a response.
 func healthVersion(t *testing.T, port int) string {
 	t.Helper()
 	url := fmt.Sprintf("http://127.0.0.1:%d/_pas/health", port)

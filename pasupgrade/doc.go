@@ -48,9 +48,9 @@
 // journal. A resumed upgrade fails with ErrStaleJournal when its journal
 // records the packages installed but the node has them at the version the
 // upgrade started from again, as after a restore: its later steps would
-// run on the wrong version. Each step's record also holds the time it
-// waited on the node (StepRecord.Waited), so the tool's own share of a
-// run's time can be told apart.
+// run on the wrong version. Each step's record also contains the time it
+// waited on the node (StepRecord.Waited), which separates the tool's own
+// share of a run's time from the waits.
 //
 // RunConfig.DryRun runs the same steps against DryRunDeps: reads reach the
 // node, changes are reported as EventWould lines (file edits with a line

@@ -59,7 +59,7 @@ type StepRecord struct {
 	Error  string `json:"error,omitempty"`
 	// Waited is the part of the step's time spent waiting on commands,
 	// dpkg, the upgrade tool, the management API, systemd and remote
-	// nodes; the rest is the tool's own work.
+	// nodes. The rest is the tool's own work.
 	Waited time.Duration `json:"waited_ns,omitempty"`
 }
 

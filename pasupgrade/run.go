@@ -222,9 +222,9 @@ func (r *run) emit(ev Event) {
 func (r *run) now() time.Time { return r.env.Deps.Clock.Now() }
 
 // openJournal loads the journal to resume, or starts a new one. A new
-// journal replaces a finished run's or, with NewRun, an unfinished run's
-// only after moving it aside; it is written before the preflight checks,
-// so the old one must survive a run that fails them.
+// journal replaces a finished run's journal, or with NewRun an unfinished
+// run's, only after moving it aside. The new journal is written before the
+// preflight checks, so the old one must survive a run that fails them.
 func (r *run) openJournal(ctx context.Context) error {
 	dir := r.plan.Options.WorkDir
 	if r.cfg.Resume {
@@ -297,8 +297,8 @@ func (r *run) unfinishedError(ctx context.Context, old *Journal) error {
 	return fmt.Errorf("%w: %s", ErrUnfinishedRun, msg)
 }
 
-// staleReason says why journal j no longer describes the node, or returns
-// "" when it may. An upgrade journal that records the packages installed
+// staleReason returns why journal j no longer describes the node, or ""
+// when it may. An upgrade journal that records the packages installed
 // is stale when every package is installed at the version the upgrade
 // started from: the node was restored or downgraded since.
 func (r *run) staleReason(ctx context.Context, j *Journal) string {

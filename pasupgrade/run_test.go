@@ -287,8 +287,8 @@ type handClock struct{ now time.Time }
 func (c *handClock) Now() time.Time          { return c.now }
 func (c *handClock) advance(d time.Duration) { c.now = c.now.Add(d) }
 
-// slowRunner makes every command take cost on clock. It answers the
-// command "probe" itself and passes the others on.
+// slowRunner makes every command take cost on clock. It runs the command
+// "probe" itself, doing nothing, and passes the others on.
 type slowRunner struct {
 	next  runner.Runner
 	clock *handClock

@@ -52,14 +52,13 @@ type Command struct {
 	Interactive bool
 
 	// SurviveCaller keeps the command running to its end when the caller
-	// dies or gives up: its output reaches the caller through relays that
-	// go on reading, and discarding, once the caller is gone, so that no
-	// write of the command meets a broken pipe, and cancelling ctx does
-	// not signal it. It is for dpkg: a maintainer script killed by a
-	// broken pipe in the middle of its work can leave a package that dpkg
-	// records as installed while its configuration is half done. Run
-	// still waits for the command to end. It cannot be combined with
-	// Stdin or Interactive.
+	// dies or gives up. Its output reaches the caller through relays that
+	// go on reading, and discarding, once the caller is gone, so no write
+	// of the command meets a broken pipe. Cancelling ctx does not signal
+	// it, and Run still waits for it to end. It is for dpkg, because a
+	// maintainer script killed by a broken pipe half-way can leave a
+	// package that dpkg records as installed with its configuration half
+	// done. It cannot be combined with Stdin or Interactive.
 	SurviveCaller bool
 }
 

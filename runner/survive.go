@@ -26,9 +26,9 @@ kill "$stopper" 2>/dev/null
 exit "$status"`
 
 // SurvivorArgv returns argv wrapped in a POSIX shell script that keeps it
-// running when its reader goes away, as Command.SurviveCaller asks. A
-// Runner that runs commands through a shell on another machine, such as
-// over SSH or docker exec, runs this argv there to honour SurviveCaller.
+// running when its reader goes away, as Command.SurviveCaller requests.
+// A Runner that runs commands on another machine, such as over SSH or
+// docker exec, runs this argv there to honour SurviveCaller.
 // The script needs sh, mktemp, mkfifo and GNU tee, which every Debian
 // system has.
 func SurvivorArgv(argv []string) []string {

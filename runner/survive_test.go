@@ -48,7 +48,7 @@ func TestSurviveCallerRejectsInput(t *testing.T) {
 }
 
 // The caller's death is a reader that goes away: the command must go on
-// writing, and run to its end, with nobody reading.
+// writing, and run to its end, with no reader left.
 func TestSurvivorScriptOutlivesItsReader(t *testing.T) {
 	dir := t.TempDir()
 	done := filepath.Join(dir, "done")

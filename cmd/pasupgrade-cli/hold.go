@@ -8,10 +8,10 @@ import (
 	"github.com/pasops/pasupgrade/pasupgrade"
 )
 
-// holdAfterStep is set only in the build the end-to-end tests make with
-// the pasupgrade_faults tag (see hold_faults.go): the id of the step after
-// which a run stops and waits, so that a test can kill it at that exact
-// step boundary. "next" means the first step the run completes. Empty, as
+// holdAfterStep is the id of the step after which a run stops and waits,
+// so that a test can kill it at that exact step boundary. Only the build
+// with the pasupgrade_faults tag, which the end-to-end tests make, sets it
+// (see hold_faults.go). "next" means the first step the run completes. Empty, as
 // in every other build, never holds.
 var holdAfterStep string
 

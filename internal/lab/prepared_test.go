@@ -98,7 +98,7 @@ func TestPreparedImageReused(t *testing.T) {
 
 // TestPreparedCoreImageReused starts two multi-node labs with
 // PreparedImages: the second core node must start from the image with
-// 4.8.0 deployed that the first committed, and answer on its own ports.
+// 4.8.0 deployed that the first committed, and respond on its own ports.
 func TestPreparedCoreImageReused(t *testing.T) {
 	opts := Options{Topology: TopologyMulti, PreparedImages: true}
 	first, cli := upForTest(t, opts)
