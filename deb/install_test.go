@@ -366,6 +366,34 @@ func TestInstallAnnouncesWaitAfterCancel(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// The event of an interruption comes from another goroutine while dpkg
+// runs, and must not overlap the events that Install sends meanwhile.
+func TestInstallEventsDoNotOverlap(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fake := runnertest.New(t)
+	fake.Expect("debconf-set-selections")
+	fake.Expect("debconf-get-selections").Stdout(selectionsOutput("true", ""))
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.8.0"))
+	fake.Expect(distArgv...).Exit(1).Stderr(missingDist)
+	m := &Manager{Runner: fake}
+	events := recordEvents(m) // appends without a lock of its own
+	fake.Expect(installArgv...).Do(func(runner.Command) (runner.Result, error) {
+		cancel()
+		// An event sent while dpkg runs, as a wait for its lock is.
+		m.emit(Event{Kind: EventLockWait, Message: "waiting"})
+		time.Sleep(100 * time.Millisecond) // lets the interruption be reported before dpkg ends
+		return runner.Result{}, nil
+	})
+	fake.Expect(distArgv...).Exit(1).Stderr(missingDist)
+	fake.Expect(queryArgv...).Stdout(queryOutput("ii ", "4.9.0"))
+
+	_, err := m.Install(ctx, testSet(), InstallOptions{OverwriteConfig: true})
+
+	require.NoError(t, err)
+	assert.Contains(t, kinds(*events), EventInterrupted)
+}
+
 // Case: the process that ran dpkg died, and dpkg finished the install
 // without it. Nothing is installed again, and the .dpkg-dist file that
 // the lost run could not report is reported now, so the operator still

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/pasops/pasupgrade/runner"
@@ -39,6 +40,9 @@ type Manager struct {
 
 	// OnEvent receives progress an operator should see, such as a wait
 	// for the dpkg lock or a kept configuration file. Nil ignores them.
+	// Calls never overlap, even across Managers, so OnEvent must not
+	// call a Manager. The call that reports an interruption comes from
+	// another goroutine while dpkg runs.
 	OnEvent func(Event)
 
 	// Output receives the live output of dpkg and apt-get, redacted. Nil
@@ -91,7 +95,13 @@ type Event struct {
 	PID     int
 }
 
+// emitMu keeps calls of OnEvent from overlapping. It is shared by every
+// Manager so that a Manager stays a plain value that can be copied.
+var emitMu sync.Mutex
+
 func (m *Manager) emit(e Event) {
+	emitMu.Lock()
+	defer emitMu.Unlock()
 	m.logger().Info(e.Message, "event", string(e.Kind))
 	if m.OnEvent != nil {
 		m.OnEvent(e)
@@ -130,7 +140,7 @@ func (m *Manager) changeCommand(argv ...string) runner.Command {
 		Stderr: m.Output,
 		// A maintainer script whose output pipe breaks because this
 		// process died can stop half-way while dpkg records its package
-		// as configured; dpkg must run to its end instead.
+		// as configured. So dpkg runs to its end instead.
 		SurviveCaller: true,
 	}
 }
