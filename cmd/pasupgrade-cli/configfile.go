@@ -55,7 +55,7 @@ type planFlags struct {
 func addPlanFlags(cmd *cobra.Command, f *planFlags, restore bool) {
 	addMgmtFlags(cmd, &f.mgmt)
 	flags := cmd.Flags()
-	flags.StringVar(&f.config, "config", "", "YAML `FILE` with settings named like these flags; flags override it")
+	flags.StringVar(&f.config, "config", "", "YAML `FILE` with settings named like these flags; flags override it, and relative paths in it are relative to its directory")
 	flags.StringVar(&f.topology, "topology", "single", "installation `TOPOLOGY`: single or multi")
 	flags.BoolVar(&f.ha, "ha", false, "the HA component runs (multi node only)")
 	flags.BoolVar(&f.coreOnMgmt, "core-on-mgmt", false, "core also runs on the management node (multi node only)")
@@ -92,13 +92,28 @@ func addRestoreFlags(cmd *cobra.Command, f *planFlags, restore *bool, usage stri
 	f.restoreSetFlag = true
 }
 
+// pathSettings are the --config settings that name files or directories.
+// A relative path there is relative to the config file's directory, so the
+// file means the same wherever the CLI starts.
+var pathSettings = map[string]bool{
+	"work-dir": true, "deb-dir": true, "backup": true, "backup-dir": true, "answers-file": true,
+	"transcript": true, "cacert": true, "password-file": true,
+}
+
 // loadConfigFile applies the --config file to every flag of cmd that was not
 // given on the command line. Keys are flag names; lists set repeatable
-// flags. An unknown key is a usage error naming it.
+// flags. A duration given as a bare number, such as "apply-timeout: 20",
+// is in seconds, as in the upgrade guide. An unknown key is a usage error
+// naming it.
 func loadConfigFile(cmd *cobra.Command, path string) error {
 	if path == "" {
 		return nil
 	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return usageErrorf("invalid --config %q: %v", path, err)
+	}
+	base := filepath.Dir(abs)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return usageErrorf("reading --config: %v", err)
@@ -120,7 +135,14 @@ func loadConfigFile(cmd *cobra.Command, path string) error {
 		if flag.Changed {
 			continue
 		}
-		if err := setFlag(flag, values[key]); err != nil {
+		value := values[key]
+		if p, ok := value.(string); ok && pathSettings[key] && p != "" && !filepath.IsAbs(p) {
+			value = filepath.Join(base, p)
+		}
+		if n, ok := value.(int); ok && flag.Value.Type() == "duration" {
+			value = fmt.Sprintf("%ds", n)
+		}
+		if err := setFlag(flag, value); err != nil {
 			return usageErrorf("--config %s: setting %q: %v", path, key, err)
 		}
 	}

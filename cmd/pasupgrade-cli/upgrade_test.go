@@ -413,3 +413,20 @@ func TestUpgradeAfterRestoreNeedsNewRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, journals, 1, "the failed run's journal is kept")
 }
+
+func TestConfigFilePathsAndSeconds(t *testing.T) {
+	sys := fakeNode(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pw"), []byte(testPassword+"\n"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "work"), 0o755))
+	config := filepath.Join(dir, "pasupgrade.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("password-file: pw\nwork-dir: work\napply-timeout: 45\n"), 0o600))
+
+	// The test runs in the package's directory, where neither pw nor work
+	// exists: both are found beside the config file.
+	code, _, errOut := runCLI(t, "upgrade", "--yes", "--config", config, "--deb-dir", "/srv/debs",
+		"--ignore-check", "root", "--ignore-check", "ssh-key")
+	require.Equal(t, exitOK, code, errOut)
+	assert.FileExists(t, filepath.Join(dir, "work", pasupgrade.JournalFile))
+	assert.Contains(t, strings.Join(sys.Log(), "\n"), "timeout=45s", "a bare number is seconds")
+}
