@@ -192,6 +192,9 @@ func TestKillAndResume(t *testing.T) {
 	l.inNode(ctx, "cmp", copies[0], copies[1])
 	l.assertUpgraded(ctx, run)
 	l.assertOneInstallerBackup(ctx)
+	// The killed installs preseeded the password, and the resumed one
+	// removed it from the debconf database.
+	l.assertNoPasswordInNode(ctx)
 }
 
 // lastDoneStep returns the id of the last step the journal records as

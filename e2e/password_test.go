@@ -220,8 +220,15 @@ func TestPasswordNeverExposed(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	// Files inside the node: service logs, the simulator's state, the
-	// debconf database, the default backup directory and temporary files.
+	l.assertNoPasswordInNode(ctx)
+}
+
+// assertNoPasswordInNode searches the files inside the node for the admin
+// password: service logs, the simulator's state, the debconf database, the
+// default backup directory and temporary files.
+func (l *testLab) assertNoPasswordInNode(ctx context.Context) {
+	t := l.t
+	t.Helper()
 	// grep reads the password from stdin, so it never shows in argv.
 	res, err := l.mgmt.Run(ctx, runner.Command{
 		Argv: []string{"sh", "-c", "grep -rlF -f - /opt/balasys /var/log /var/cache/debconf " +
