@@ -93,7 +93,7 @@ func newToolSubcommand(a *app, name, short string) *cobra.Command {
 	flags.StringVar(&f.runner, "runner", "docker", "how to run the tool: `docker` (its image) or host (pas-mgmt-upgrade-config)")
 	flags.StringVar(&f.image, "image", configconv.DefaultImage, "the tool's Docker `IMAGE`")
 	flags.StringVar(&f.workDir, "work-dir", "", "`DIR` of the exported and converted files (default: the current directory)")
-	flags.StringVar(&f.runAs, "run-as", "", "account `NAME` the tool runs as, such as pas (default: the invoking user)")
+	flags.StringVar(&f.runAs, "run-as", "", "account `NAME` the tool runs as, such as pas (default: the user who ran sudo, else the invoking user)")
 	flags.StringVar(&f.hostCommand, "host-command", "",
 		"the tool's `PROGRAM` for --runner host (default: pas-mgmt-upgrade-config in PATH, or /usr/bin under --root)")
 	if name == "convert-config" {
@@ -179,8 +179,24 @@ func (f *toolFlags) resolveWorkDir() (string, error) {
 	return abs, nil
 }
 
+// defaultRunAs returns the account the tool runs as without --run-as: the
+// user who started sudo when this process runs as root through sudo, so
+// that the tool's files in the work directory belong to that user and not
+// to root, or "" for this process's own account.
+func defaultRunAs(uid int, getenv func(string) string) string {
+	if user := getenv("SUDO_USER"); uid == 0 && user != "" && user != "root" {
+		return user
+	}
+	return ""
+}
+
 // toolRunner builds the runner --runner names.
 func (f *toolFlags) toolRunner(a *app) (configconv.ToolRunner, error) {
+	if f.runAs == "" {
+		if f.runAs = defaultRunAs(os.Getuid(), os.Getenv); f.runAs != "" {
+			a.logger.Debug("running the tool as the user who ran sudo", "user", f.runAs)
+		}
+	}
 	switch f.runner {
 	case "docker":
 		cli, err := configconv.NewDockerClient()

@@ -126,3 +126,25 @@ func TestToolJSONKeepsStdoutJSON(t *testing.T) {
 	assert.Contains(t, out, `"type":"tool_finished"`)
 	assert.Contains(t, errOut, "Exported the running configuration", "the tool's output goes to stderr")
 }
+
+func TestDefaultRunAsIsTheSudoUser(t *testing.T) {
+	env := func(vars map[string]string) func(string) string {
+		return func(name string) string { return vars[name] }
+	}
+	tests := []struct {
+		name string
+		uid  int
+		vars map[string]string
+		want string
+	}{
+		{"root through sudo", 0, map[string]string{"SUDO_USER": "ops"}, "ops"},
+		{"root without sudo", 0, nil, ""},
+		{"sudo from root", 0, map[string]string{"SUDO_USER": "root"}, ""},
+		{"not root", 1000, map[string]string{"SUDO_USER": "ops"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, defaultRunAs(tc.uid, env(tc.vars)))
+		})
+	}
+}
