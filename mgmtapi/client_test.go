@@ -455,13 +455,26 @@ func TestHTMLWhereJSONExpected(t *testing.T) {
 func TestTruncatedJSONReply(t *testing.T) {
 	srv := startFake(t, mgmtapitest.Options{})
 	c, _ := loggedIn(t, srv.URL)
-	srv.DropNext("/api/status", 1, 5)
+	// The first attempt and every retry are cut off.
+	srv.DropNext("/api/status", 1+mgmtapi.DefaultRetryPolicy().MaxRetries, 5)
 
 	_, err := c.Status(context.Background())
 
 	require.Error(t, err)
 	assert.ErrorIs(t, err, mgmtapi.ErrInvalidReply)
 	assert.Contains(t, err.Error(), "unexpected EOF")
+}
+
+func TestTruncatedJSONReplyRetried(t *testing.T) {
+	srv := startFake(t, mgmtapitest.Options{})
+	c, sleeps := loggedIn(t, srv.URL)
+	srv.DropNext("/api/status", 1, 5)
+
+	status, err := c.Status(context.Background())
+
+	require.NoError(t, err)
+	assert.NotEmpty(t, status.Nodes)
+	assert.Len(t, sleeps.recorded(), 1, "one retry after the cut reply")
 }
 
 func TestErrorPageEchoingPasswordIsRedacted(t *testing.T) {

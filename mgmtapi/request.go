@@ -246,20 +246,37 @@ func retryAfter(value string, now time.Time) (time.Duration, bool) {
 }
 
 // callJSON sends req and decodes the JSON reply into out, within the
-// client's timeout.
+// client's timeout. A safe request whose reply is cut off, as when the
+// service restarts while it sends, is sent again like one that failed to
+// connect.
 func (c *Client) callJSON(ctx context.Context, req request, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.tmo)
 	defer cancel()
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return c.timeoutError(ctx, err)
+	for attempt := 0; ; attempt++ {
+		resp, err := c.do(ctx, req)
+		if err != nil {
+			return c.timeoutError(ctx, err)
+		}
+		err = c.decodeJSON(req, resp, out)
+		resp.Body.Close()
+		if err == nil {
+			return nil
+		}
+		if !req.safe || attempt >= c.retry.MaxRetries || ctx.Err() != nil || !errors.Is(err, errReplyCut) {
+			return c.timeoutError(ctx, err)
+		}
+		wait := c.retry.backoff(attempt)
+		c.log.Warn("retrying request", "method", req.method, "url", c.urlOf(req.path),
+			"retry", attempt+1, "max_retries", c.retry.MaxRetries, "wait", wait, "reason", "the reply was cut off")
+		if err := c.sleep(ctx, wait); err != nil {
+			return fmt.Errorf("%s %s: %w", req.method, c.urlOf(req.path), err)
+		}
 	}
-	defer resp.Body.Close()
-	if err := c.decodeJSON(req, resp, out); err != nil {
-		return c.timeoutError(ctx, err)
-	}
-	return nil
 }
+
+// errReplyCut marks a reply whose body ended early or whose connection
+// broke while it was read.
+var errReplyCut = errors.New("the reply was cut off")
 
 // timeoutError rewrites a deadline error of the client's own timeout.
 func (c *Client) timeoutError(ctx context.Context, err error) error {
@@ -283,7 +300,10 @@ func (c *Client) decodeJSON(req request, resp *http.Response, out any) error {
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONReply+1))
 	if err != nil {
-		return fmt.Errorf("%w: reading the reply of %s %s: %v", ErrInvalidReply, req.method, c.urlOf(req.path), err)
+		if isTransient(err) {
+			err = fmt.Errorf("%w: %w", errReplyCut, err)
+		}
+		return fmt.Errorf("%w: reading the reply of %s %s: %w", ErrInvalidReply, req.method, c.urlOf(req.path), err)
 	}
 	if len(data) > maxJSONReply {
 		return fmt.Errorf("%w: the reply of %s %s is larger than %d bytes", ErrInvalidReply,
