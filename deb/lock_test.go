@@ -309,3 +309,32 @@ func TestLockLikeMessageAfterProgressNotRetried(t *testing.T) {
 		})
 	}
 }
+
+// cancellingProbe reports the lock held by process 4242 and cancels the
+// run the first time it is asked, as Ctrl-C during the wait would.
+type cancellingProbe struct{ cancel context.CancelFunc }
+
+func (p cancellingProbe) Probe(context.Context) (bool, LockHolder, error) {
+	p.cancel()
+	// Gives an event sent on the cancellation time to arrive.
+	time.Sleep(100 * time.Millisecond)
+	return true, LockHolder{PID: 4242}, nil
+}
+
+func (p cancellingProbe) Describe() string { return "the test lock" }
+
+// Ctrl-C while the run waits for the lock ends the wait at once: dpkg
+// never started, so nothing may claim that the run waits for it.
+func TestLockWaitCancelledAnnouncesNoDpkg(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fake := runnertest.New(t)
+	m := &Manager{Runner: fake, Lock: cancellingProbe{cancel}, LockWait: time.Hour, LockPoll: time.Hour}
+	events := recordEvents(m)
+
+	err := m.ConfigurePending(ctx)
+
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NotContains(t, kinds(*events), EventInterrupted)
+	assert.Empty(t, fake.Calls(), "dpkg ran")
+}

@@ -146,19 +146,33 @@ func (m *Manager) changeCommand(argv ...string) runner.Command {
 }
 
 // runChange runs a command of changeCommand through runLocked. When ctx is
-// cancelled while the command runs, which goes on to its end, it tells the
-// operator why the interruption takes effect only then.
+// cancelled while the command itself runs, which goes on to its end, it
+// tells the operator why the interruption takes effect only then. A wait
+// for the lock ends at once instead.
 func (m *Manager) runChange(ctx context.Context, cmd runner.Command) (runner.Result, error) {
 	if !cmd.SurviveCaller {
 		return m.runLocked(ctx, cmd)
 	}
+	announcing := *m
+	announcing.Runner = interruptAnnouncer{Runner: m.Runner, m: m}
+	return announcing.runLocked(ctx, cmd)
+}
+
+// interruptAnnouncer runs commands with Runner and sends an
+// EventInterrupted when ctx ends while one of them runs.
+type interruptAnnouncer struct {
+	runner.Runner
+	m *Manager
+}
+
+func (a interruptAnnouncer) Run(ctx context.Context, cmd runner.Command) (runner.Result, error) {
 	finished := make(chan struct{})
 	announced := make(chan struct{})
 	go func() {
 		defer close(announced)
 		select {
 		case <-ctx.Done():
-			m.emit(Event{Kind: EventInterrupted, Message: fmt.Sprintf(
+			a.m.emit(Event{Kind: EventInterrupted, Message: fmt.Sprintf(
 				"interrupted: waiting for %s to finish, so that no package is left half-configured", cmd.Argv[0])})
 		case <-finished:
 		}
@@ -167,5 +181,5 @@ func (m *Manager) runChange(ctx context.Context, cmd runner.Command) (runner.Res
 		close(finished)
 		<-announced
 	}()
-	return m.runLocked(ctx, cmd)
+	return a.Runner.Run(ctx, cmd)
 }
