@@ -129,12 +129,16 @@ func summaryText(s *pasupgrade.Summary) string {
 		fmt.Fprintf(&b, "restore to %s %s in %s\n", s.From, verb, s.Duration.Round(time.Second))
 	}
 	changed := "  changed:     "
-	if s.DryRun {
+	switch {
+	case s.DryRun:
 		changed = "  would change: "
+	case len(s.Skipped) > 0:
+		// A resumed run's Changed also holds the earlier runs' changes.
+		changed = "  changed (this and earlier runs): "
 	}
 	fmt.Fprintf(&b, "%s%s\n", changed, strings.Join(s.Changed, ", "))
 	if len(s.Skipped) > 0 {
-		fmt.Fprintf(&b, "  already done: %s\n", strings.Join(s.Skipped, ", "))
+		fmt.Fprintf(&b, "  already done before this run: %s\n", strings.Join(s.Skipped, ", "))
 	}
 	if s.Kind == pasupgrade.KindUpgrade {
 		fmt.Fprintf(&b, "  core down:   %s\n", s.Downtime.Round(time.Millisecond))

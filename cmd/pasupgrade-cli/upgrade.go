@@ -200,8 +200,11 @@ func buildDeps(_ context.Context, a *app, f *planFlags, plan *pasupgrade.Plan) (
 	deps := pasupgrade.Deps{
 		Runner: run,
 		Packages: pasupgrade.DebPackages{
-			Manager: &deb.Manager{Runner: run, Logger: a.logger, OnEvent: debEvents(a)},
-			Finder:  new(deb.SetFinder),
+			// dpkg runs on this machine, so its lock can be probed here
+			// and its holder named.
+			Manager: &deb.Manager{Runner: run, Logger: a.logger, OnEvent: debEvents(a),
+				Lock: deb.FileLock{Path: a.pasPath(deb.DefaultFrontendLock)}},
+			Finder: new(deb.SetFinder),
 		},
 		Tool:     tool,
 		API:      pasupgrade.MgmtAPI{Client: client, User: f.mgmt.user, Password: password},

@@ -109,9 +109,11 @@ func TestUpgradeFailurePrintsNextSteps(t *testing.T) {
 	assert.Contains(t, out, "pasupgrade-cli restore --backup=/var/backups/pasupgrade/set-1 --work-dir=/var/backups/pasupgrade --topology=single")
 
 	sys.ResetLog()
-	code, _, errOut = runCLI(t, append(args, "--resume")...)
+	code, out, errOut = runCLI(t, append(args, "--resume")...)
 	require.Equal(t, exitOK, code, errOut)
 	assert.Equal(t, "run[pas] pas-storage-checkconfig", sys.Log()[0])
+	assert.Contains(t, out, "changed (this and earlier runs): backup,")
+	assert.Contains(t, out, "already done before this run: backup,")
 }
 
 func TestUpgradeDryRunChangesNothing(t *testing.T) {
