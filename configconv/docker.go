@@ -17,6 +17,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
@@ -177,6 +178,9 @@ func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
 		return -1, fmt.Errorf("resolving the working directory %q: %w", inv.WorkDir, err)
 	}
 
+	if err := d.waitForEarlierRun(ctx, workDir); err != nil {
+		return -1, err
+	}
 	id, err := d.create(ctx, workDir, inv)
 	if err != nil {
 		return -1, err
@@ -243,6 +247,43 @@ func (d *DockerRunner) Run(ctx context.Context, inv Invocation) (int, error) {
 	return -1, d.interrupt(ctx, id, log, transcript)
 }
 
+// WorkDirLabel labels each tool container with the host directory mounted
+// at ContainerWorkDir.
+const WorkDirLabel = "io.pasops.pasupgrade.workdir"
+
+// waitForEarlierRun waits until no tool container of an earlier run in
+// workDir runs. A CLI killed while the tool ran leaves its container
+// running, and a post-upgrade run started beside it fails with 409
+// "apply_in_progress" while the earlier one's apply goes on.
+func (d *DockerRunner) waitForEarlierRun(ctx context.Context, workDir string) error {
+	list, err := d.Client.ContainerList(ctx, container.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", WorkDirLabel+"="+workDir)),
+	})
+	if err != nil {
+		return fmt.Errorf("looking for tool containers of an earlier run in %s: %w", workDir, err)
+	}
+	for _, c := range list {
+		d.logger().Warn("the upgrade tool's container of an earlier run is still running in this work directory; waiting for it to end",
+			"container", strings.TrimPrefix(firstOr(c.Names, c.ID), "/"), "command", c.Command)
+		results, errs := d.Client.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+		select {
+		case <-results:
+		case err := <-errs:
+			if !cerrdefs.IsNotFound(err) {
+				return fmt.Errorf("waiting for the earlier run's tool container %s: %w", shortID(c.ID), err)
+			}
+		}
+	}
+	return nil
+}
+
+func firstOr(values []string, fallback string) string {
+	if len(values) > 0 {
+		return values[0]
+	}
+	return fallback
+}
+
 // interrupt stops and removes the container of a run whose ctx ended, and
 // returns the error that reports the interruption.
 func (d *DockerRunner) interrupt(ctx context.Context, id string, log *slog.Logger, transcript *runTranscript) error {
@@ -275,6 +316,7 @@ func (d *DockerRunner) create(ctx context.Context, workDir string, inv Invocatio
 		OpenStdin:    true,
 		StdinOnce:    true,
 		Tty:          inv.Terminal != nil,
+		Labels:       map[string]string{WorkDirLabel: workDir},
 	}
 	hostConfig := &container.HostConfig{
 		AutoRemove:  true,

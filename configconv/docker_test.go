@@ -362,3 +362,45 @@ func TestEnsureImageWithoutRegistryDoesNotPull(t *testing.T) {
 	assert.Contains(t, err.Error(), testPrefix+"-absent:0")
 	assert.Contains(t, err.Error(), "docker load")
 }
+
+// A CLI killed while the tool ran leaves the tool's container running;
+// the next run in the same work directory waits for it to end.
+func TestDockerRunnerWaitsForEarlierRun(t *testing.T) {
+	d, cli := newTestRunner(t)
+	logs := &syncBuffer{}
+	d.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	workDir := t.TempDir()
+	ctx := context.Background()
+
+	earlier, err := cli.ContainerCreate(ctx, &container.Config{
+		Image: d.Image, Cmd: []string{"sleep"}, Labels: map[string]string{WorkDirLabel: workDir},
+	}, &container.HostConfig{AutoRemove: true}, nil, nil, testPrefix+"earlier")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = cli.ContainerRemove(context.Background(), earlier.ID, container.RemoveOptions{Force: true})
+	})
+	require.NoError(t, cli.ContainerStart(ctx, earlier.ID, container.StartOptions{}))
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Run(ctx, Invocation{Args: []string{"exit", "0"}, WorkDir: workDir})
+		done <- err
+	}()
+	waitFor(t, "the wait to be logged", func() bool {
+		return strings.Contains(logs.String(), "earlier run is still running in this work directory")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while the earlier run's container ran: %v", err)
+	default:
+	}
+
+	timeout := 1
+	require.NoError(t, cli.ContainerStop(ctx, earlier.ID, container.StopOptions{Timeout: &timeout}))
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Run did not go on after the earlier container ended")
+	}
+}
