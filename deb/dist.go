@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/pasops/pasupgrade/runner"
@@ -89,16 +88,9 @@ func (m *Manager) newDistFiles(set Set, before, after map[string]string) []KeptC
 }
 
 // earlierDistFiles reports the .dpkg-dist files beside the configuration
-// files of the packages of set that are not in todo: Install leaves those
-// packages alone, so their kept files would otherwise go unreported.
-func (m *Manager) earlierDistFiles(ctx context.Context, set, todo Set) ([]KeptConffile, error) {
-	done := set
-	done.Packages = nil
-	for _, p := range set.Packages {
-		if !slices.Contains(todo.Names(), p.Name) {
-			done.Packages = append(done.Packages, p)
-		}
-	}
+// files of the packages in done. Install leaves those packages alone, so
+// their kept files would otherwise go unreported.
+func (m *Manager) earlierDistFiles(ctx context.Context, done Set) ([]KeptConffile, error) {
 	found, err := m.statFiles(ctx, distCandidates(done))
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/pasops/pasupgrade/runner"
@@ -135,16 +134,12 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 		}
 	}
 
-	todo := notYetInstalled(set, statuses)
-	for _, p := range set.Packages {
-		if !slices.Contains(todo.Names(), p.Name) {
-			result.AlreadyInstalled = append(result.AlreadyInstalled, p.Name)
-		}
-	}
-	if len(result.AlreadyInstalled) > 0 {
+	todo, installed := splitInstalled(set, statuses)
+	if len(installed.Packages) > 0 {
+		result.AlreadyInstalled = installed.Names()
 		m.emit(Event{Kind: EventSkip, Message: fmt.Sprintf("already installed at %s, left alone: %s",
 			set.Version, strings.Join(result.AlreadyInstalled, ", "))})
-		if result.KeptEarlier, err = m.earlierDistFiles(ctx, set, todo); err != nil {
+		if result.KeptEarlier, err = m.earlierDistFiles(ctx, installed); err != nil {
 			return result, err
 		}
 	}
@@ -182,18 +177,20 @@ func (m *Manager) Install(ctx context.Context, set Set, opts InstallOptions) (re
 	return result, err
 }
 
-// notYetInstalled returns the packages of set that are not fully
-// installed at the set's version, by their statuses in set order.
-func notYetInstalled(set Set, statuses []Status) Set {
-	todo := set
-	todo.Packages = nil
+// splitInstalled splits set, by the statuses of its packages in set order,
+// into the packages still to install and those fully installed at the
+// set's version.
+func splitInstalled(set Set, statuses []Status) (todo, installed Set) {
+	todo, installed = set, set
+	todo.Packages, installed.Packages = nil, nil
 	for i, p := range set.Packages {
 		if st := statuses[i]; st.Installed() && st.IsVersion(set.Version) {
-			continue
+			installed.Packages = append(installed.Packages, p)
+		} else {
+			todo.Packages = append(todo.Packages, p)
 		}
-		todo.Packages = append(todo.Packages, p)
 	}
-	return todo
+	return todo, installed
 }
 
 // checkChange rejects changes to a database other than the system's.

@@ -111,26 +111,41 @@ const faultDir = "/run/pas-lab-faults"
 // as a power loss would. The point is released for the next run.
 func (l *testLab) killAtFaultPoint(ctx context.Context, point string) {
 	l.t.Helper()
-	hold := faultDir + "/" + point
-	l.inNode(ctx, "sh", "-c", "mkdir -p "+faultDir+" && touch "+hold)
+	hold := l.holdFaultPoint(ctx, point)
 	defer l.inNode(ctx, "rm", "-f", hold, hold+".reached")
 
-	reached := func(e event) (bool, bool) {
+	run := l.runCLIKilled(ctx, "", l.atFaultPoint(ctx, point, true), l.upgradeArgs("--resume")...)
+	require.Equal(l.t, killedExitCode, run.ExitCode, "the run was not killed at %s; stdout:\n%s", point, run.Stdout)
+}
+
+// holdFaultPoint makes the lab packages wait at point and returns the
+// file that holds them there.
+func (l *testLab) holdFaultPoint(ctx context.Context, point string) string {
+	l.t.Helper()
+	hold := faultDir + "/" + point
+	l.inNode(ctx, "sh", "-c", "mkdir -p "+faultDir+" && touch "+hold)
+	return hold
+}
+
+// atFaultPoint returns a kill filter for runCLIKilled that matches the
+// start of the install step and then waits until the installation
+// reaches point. killDpkg chooses whether dpkg's session dies too.
+func (l *testLab) atFaultPoint(ctx context.Context, point string, killDpkg bool) func(event) (bool, bool) {
+	reached := faultDir + "/" + point + ".reached"
+	return func(e event) (bool, bool) {
 		if e.Kind != pasupgrade.EventStepStart || e.Step == nil || e.Step.ID != pasupgrade.StepInstall {
 			return false, false
 		}
 		deadline := time.Now().Add(time.Minute)
 		for time.Now().Before(deadline) {
-			if out, err := l.runInNode(ctx, "ls", hold+".reached"); err == nil && strings.TrimSpace(out) != "" {
-				return true, true
+			if _, err := l.runInNode(ctx, "test", "-e", reached); err == nil {
+				return true, killDpkg
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		l.t.Errorf("the installation never reached fault point %s", point)
-		return true, true
+		return true, killDpkg
 	}
-	run := l.runCLIKilled(ctx, "", reached, l.upgradeArgs("--resume")...)
-	require.Equal(l.t, killedExitCode, run.ExitCode, "the run was not killed at %s; stdout:\n%s", point, run.Stdout)
 }
 
 // TestKillAndResume kills the upgrade with SIGKILL at every step boundary
@@ -240,23 +255,8 @@ func TestKillCLIDuringInstall(t *testing.T) {
 	defer cancel()
 
 	const point = "mgmt-preinst"
-	hold := faultDir + "/" + point
-	l.inNode(ctx, "sh", "-c", "mkdir -p "+faultDir+" && touch "+hold)
-	reached := func(e event) (bool, bool) {
-		if e.Kind != pasupgrade.EventStepStart || e.Step == nil || e.Step.ID != pasupgrade.StepInstall {
-			return false, false
-		}
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
-			if _, err := l.runInNode(ctx, "test", "-e", hold+".reached"); err == nil {
-				return true, false
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		l.t.Errorf("the installation never reached fault point %s", point)
-		return true, false
-	}
-	run := l.runCLIKilled(ctx, "", reached, l.upgradeArgs()...)
+	hold := l.holdFaultPoint(ctx, point)
+	run := l.runCLIKilled(ctx, "", l.atFaultPoint(ctx, point, false), l.upgradeArgs()...)
 	require.Equal(t, killedExitCode, run.ExitCode, "the run was not killed at %s; stdout:\n%s", point, run.Stdout)
 
 	// dpkg outlived the CLI. The resumed run starts while it still holds
