@@ -19,7 +19,7 @@ type SetFinder struct {
 	mu   sync.Mutex
 	read map[fileKey]inspection
 
-	// inspectFile is Inspect; tests count the reads with it.
+	// inspectFile is Inspect, replaced by tests that count the reads.
 	inspectFile func(path string) (Package, error)
 }
 
@@ -38,7 +38,8 @@ type inspection struct {
 	err error
 }
 
-// FindSet is FindSet with the finder's memory of files read before.
+// FindSet checks paths as the package's FindSet does, reusing what the
+// finder read of unchanged files before.
 func (f *SetFinder) FindSet(paths []string, want string) (Set, error) {
 	return findSet(paths, want, f.inspectAll)
 }
@@ -83,11 +84,12 @@ func (f *SetFinder) inspect(path string) inspection {
 	pkg, err := inspectFile(path)
 	r := inspection{pkg, err}
 	if err != nil && !errors.Is(err, ErrNotDeb) {
-		// A permission or I/O error may go away; read again next time.
+		// A permission or I/O error may go away, so the next call reads
+		// the file again.
 		return r
 	}
-	// The file may have changed while it was read; keep the result only
-	// if it still has the identity it had before.
+	// The file may have changed while it was read, so the result is
+	// kept only if the file still has the identity it had before.
 	if after, ok := statKey(path); keyed && ok && after == key {
 		f.mu.Lock()
 		if f.read == nil {

@@ -332,7 +332,7 @@ func TestInstallReportsAfterCancelDuringDpkg(t *testing.T) {
 }
 
 // Case: Ctrl-C while dpkg runs takes effect only when dpkg is done, which
-// can take minutes, so the operator is told why nothing stops yet.
+// can take minutes, so an event explains why nothing stops yet.
 func TestInstallAnnouncesWaitAfterCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

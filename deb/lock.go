@@ -208,7 +208,7 @@ var (
 	lockPID = regexp.MustCompile(`(?:with pid|held by process) (\d+)(?: \(([^)]+)\))?`)
 
 	// dpkgProgress is a line dpkg prints once it has begun to change
-	// packages; a lock failure comes before any of them.
+	// packages. A lock failure comes before any of them.
 	dpkgProgress = regexp.MustCompile(`(?m)^(Preparing to unpack |Unpacking |Setting up |Removing |Purging )`)
 )
 

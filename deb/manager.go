@@ -146,9 +146,9 @@ func (m *Manager) changeCommand(argv ...string) runner.Command {
 }
 
 // runChange runs a command of changeCommand through runLocked. When ctx is
-// cancelled while the command itself runs, which goes on to its end, it
-// tells the operator why the interruption takes effect only then. A wait
-// for the lock ends at once instead.
+// cancelled while the command runs, the command still goes on to its end,
+// so an event explains why the interruption takes effect only then. A
+// wait for the lock ends at once instead.
 func (m *Manager) runChange(ctx context.Context, cmd runner.Command) (runner.Result, error) {
 	if !cmd.SurviveCaller {
 		return m.runLocked(ctx, cmd)

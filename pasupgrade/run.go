@@ -203,8 +203,8 @@ type run struct {
 	summary Summary
 	started time.Time
 
-	// meter measures this run's waits; waitedBefore is what the runs
-	// the journal records before this one waited.
+	// meter measures this run's waits. waitedBefore is the time that
+	// the earlier runs in the journal waited.
 	meter        *waitMeter
 	waitedBefore time.Duration
 }
@@ -279,8 +279,8 @@ func (r *run) openJournal(ctx context.Context) error {
 	return r.save()
 }
 
-// unfinishedError is the refusal of a fresh run to replace old, saying how
-// to go on.
+// unfinishedError returns the error that rejects a fresh run while old is
+// unfinished, with the ways to go on.
 func (r *run) unfinishedError(ctx context.Context, old *Journal) error {
 	msg := fmt.Sprintf("the %s recorded in %s stopped %s", old.Kind, old.path, old.stoppedAt())
 	switch reason := r.staleReason(ctx, old); {

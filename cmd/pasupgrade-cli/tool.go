@@ -179,10 +179,9 @@ func (f *toolFlags) resolveWorkDir() (string, error) {
 	return abs, nil
 }
 
-// defaultRunAs returns the account the tool runs as without --run-as: the
-// user who started sudo when this process runs as root through sudo, so
-// that the tool's files in the work directory belong to that user and not
-// to root, or "" for this process's own account.
+// defaultRunAs returns the account the tool runs as without --run-as, or ""
+// for this process's own. Under sudo it is the user who ran sudo, so the
+// tool's files in the work directory belong to that user and not to root.
 func defaultRunAs(uid int, getenv func(string) string) string {
 	if user := getenv("SUDO_USER"); uid == 0 && user != "" && user != "root" {
 		return user
